@@ -1,0 +1,86 @@
+"""Korean Voice Q&A — the composition root.
+
+    python app.py                      page on 0.0.0.0:7860, REST routes under /api
+    python app.py --ssl                the same over HTTPS (self-signed cert made once in DATA_DIR)
+    python app.py --api-only --port 5000   only the REST routes, at the root (the seed's API server)
+
+Settings come from the environment and an optional .env (see README); with API_URL set, the
+page talks to that remote REST API instead of running the engines in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from voiceqna.config import Settings
+
+logger = logging.getLogger("voiceqna")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=None, help="default 7860 (page) or 5000 (--api-only)")
+    parser.add_argument("--api-only", action="store_true", help="serve only the REST routes, at the root")
+    parser.add_argument("--ssl", action="store_true", help="serve HTTPS so browsers allow the microphone")
+    parser.add_argument("--ssl-certfile", help="your certificate (PEM); default: a self-signed one")
+    parser.add_argument("--ssl-keyfile", help="its private key (PEM)")
+    parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up transcription at start")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def build_service(settings: Settings, warm_up: bool = True):
+    """The in-process ChatService, or a client of a remote API when API_URL is set."""
+    if settings.api_url:
+        from voiceqna.remote import RemoteService
+
+        return RemoteService(settings.api_url, api_key=settings.api_key)
+    from voiceqna.compose import build_service as build_local
+
+    service = build_local(settings)
+    if warm_up:
+        service.recognizer.warm_up()
+    return service
+
+
+def build_app(settings: Settings, service, api_only: bool):
+    """One ASGI app: the REST routes at the root (api_only) or the page at / with the routes at /api."""
+    from voiceqna.api import create_api
+
+    api = create_api(service, settings)
+    if api_only:
+        return api
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from voiceqna.ui import build_page
+
+    root = FastAPI(title="Korean Voice Q&A", docs_url=None, redoc_url=None)
+    root.mount("/api", api)
+    return gr.mount_gradio_app(root, build_page(service, settings), path="/")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    service = build_service(settings, warm_up=not args.no_warm_up)
+    app = build_app(settings, service, args.api_only)
+    port = args.port or (5000 if args.api_only else 7860)
+    ssl = {}
+    if args.ssl or args.ssl_certfile:
+        from voiceqna.tls import ensure_certificate
+
+        certfile, keyfile = ensure_certificate(settings.data_dir, args.ssl_certfile, args.ssl_keyfile)
+        ssl = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+    import uvicorn
+
+    scheme = "https" if ssl else "http"
+    logger.info("Serving on %s://%s:%d%s", scheme, args.host, port, "" if args.api_only else " (REST under /api)")
+    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level.lower(), **ssl)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Korean Voice Q&A: speech in, Korean answer out, conversation kept."""

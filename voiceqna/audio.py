@@ -1,0 +1,88 @@
+"""Decode any upload (WAV, WebM/Opus, OGG, MP3, M4A, FLAC; any rate; stereo) to 16 kHz mono
+float32, and encode WAV. Audio crosses module boundaries as `(sample_rate, ndarray)`.
+"""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import av
+import numpy as np
+
+from voiceqna.errors import AudioTooLarge, BadAudio, EmptyAudio
+
+SAMPLE_RATE = 16_000
+
+
+def decode(data: bytes, max_seconds: float | None = None) -> np.ndarray:
+    """Return 16 kHz mono float32 samples in [-1, 1].
+
+    Raises EmptyAudio for zero bytes or zero samples, BadAudio for bytes that are not audio,
+    AudioTooLarge as soon as the decoded audio passes `max_seconds`.
+    """
+    if not data:
+        raise EmptyAudio("The audio is empty (0 bytes): record or upload a clip first.")
+    max_samples = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
+    chunks: list[np.ndarray] = []
+    total = 0
+    try:
+        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise BadAudio("The file has no audio track: send WAV, WebM, OGG, MP3, M4A or FLAC.")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            for frame in _frames(container, stream):
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    chunks.append(chunk)
+                    total += chunk.size
+                if max_samples is not None and total > max_samples:
+                    raise AudioTooLarge(
+                        f"The recording is longer than the limit of {max_seconds:g} s: "
+                        "send a shorter clip (or raise MAX_AUDIO_S)."
+                    )
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+    except (BadAudio, AudioTooLarge):
+        raise
+    except (av.FFmpegError, ValueError, IndexError, OSError) as exc:
+        if not chunks:
+            raise BadAudio(
+                f"Could not decode the audio ({type(exc).__name__}): send WAV, WebM, OGG, MP3, M4A or FLAC."
+            ) from None
+        # A truncated file: keep what decoded cleanly.
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    if samples.size == 0:
+        raise EmptyAudio("The audio holds no sound samples: record or upload a clip with speech.")
+    return samples.astype(np.float32) / 32768.0
+
+
+def _frames(container: av.container.InputContainer, stream: av.audio.stream.AudioStream):
+    """Decoded frames, skipping single corrupt packets rather than failing the whole file."""
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.InvalidDataError:
+            continue
+
+
+def encode_wav(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """16-bit PCM mono WAV with the sample rate in the header."""
+    pcm = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes((pcm * 32767.0).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def wav_duration(data: bytes) -> float:
+    """Seconds of a WAV file (read from its header), 0.0 if it is not a readable WAV."""
+    try:
+        with wave.open(io.BytesIO(data), "rb") as wav:
+            return wav.getnframes() / float(wav.getframerate())
+    except (wave.Error, EOFError):
+        return 0.0

@@ -1,0 +1,140 @@
+"""All settings, read once from the environment (and an optional `.env`) into one frozen object.
+
+Nothing else in the project reads `os.environ`: the composition root (`app.py`) calls
+`Settings.from_env()` and passes the object (or the parts an engine needs) down.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Mapping
+
+from dotenv import dotenv_values
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- recognizer (faster-whisper) ---
+    whisper_model: str = "base"
+    """A CTranslate2 folder, a name under models/, a size name (base, small, large-v3) or a hub id."""
+    whisper_device: str = "auto"
+    """auto (CUDA when present), cpu or cuda."""
+    whisper_compute_type: str = "auto"
+    """auto (int8 on CPU, float16 on CUDA), or any CTranslate2 compute type."""
+    whisper_cpu_threads: int = 0
+    """Threads per transcription on CPU; 0 lets CTranslate2 choose."""
+    whisper_workers: int = 1
+    """Transcriptions that may run at once (CTranslate2 `num_workers`)."""
+    whisper_beam_size: int = 1
+    """1 is greedy decoding: fast, and as accurate as beam 5 on short Korean questions."""
+    models_dir: Path = PROJECT_ROOT / "models"
+    """Where local CTranslate2 models live (and where the bundled base model is assembled)."""
+
+    # --- chat engine ---
+    chat_engine: str = "auto"
+    """auto (openai when OPENAI_API_KEY is set, else offline), openai or offline."""
+    openai_api_key: str = ""
+    openai_base_url: str = ""
+    """Empty for api.openai.com; any OpenAI-compatible server otherwise (vLLM, Ollama, …)."""
+    openai_chat_model: str = "gpt-4o-mini"
+    openai_timeout_s: float = 30.0
+    chat_history_messages: int = 10
+    """How many earlier messages of the conversation the chat engine sees."""
+    knowledge_base: Path = PROJECT_ROOT / "voiceqna" / "knowledge_ko.json"
+    """The offline engine's Korean Q&A file (JSON); replace it with your own."""
+
+    # --- speech synthesis ---
+    tts_engine: str = "espeak"
+    """espeak (offline, espeak-ng -v ko), openai (/v1/audio/speech) or none."""
+    espeak_voice: str = "ko"
+    openai_tts_model: str = "gpt-4o-mini-tts"
+    openai_tts_voice: str = "alloy"
+
+    # --- store ---
+    store: str = "sqlite"
+    """sqlite (a file in data_dir) or mongodb."""
+    data_dir: Path = PROJECT_ROOT / "data"
+    mongodb_uri: str = ""
+    mongodb_database: str = "voiceqna"
+    mongodb_collection: str = "chats"
+
+    # --- limits ---
+    max_upload_mb: float = 25.0
+    max_audio_s: float = 120.0
+    max_message_chars: int = 2000
+
+    # --- front doors ---
+    api_key: str = ""
+    """When set, REST requests need `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+    cors_origins: str = ""
+    """Comma-separated origins allowed to call the REST API from a browser; * for any."""
+    api_url: str = ""
+    """When set, the page talks to this remote REST API instead of the in-process service."""
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "conversations.sqlite3"
+
+    @property
+    def resolved_chat_engine(self) -> str:
+        if self.chat_engine == "auto":
+            return "openai" if self.openai_api_key else "offline"
+        return self.chat_engine
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv_path: Path | None = PROJECT_ROOT / ".env"
+    ) -> "Settings":
+        """Read every field from its upper-case environment variable (WHISPER_MODEL, …).
+
+        Values in the environment win over those in the `.env` file.
+        """
+        values: dict[str, str | None] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            values.update(dotenv_values(dotenv_path))
+        values.update(os.environ if environ is None else environ)
+        kwargs = {}
+        for field in fields(cls):
+            raw = values.get(field.name.upper())
+            if raw is None or raw == "":
+                continue
+            kwargs[field.name] = _convert(field.name, raw, type(getattr(cls, field.name)))
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        choices = {
+            "whisper_device": ("auto", "cpu", "cuda"),
+            "chat_engine": ("auto", "openai", "offline"),
+            "tts_engine": ("espeak", "openai", "none"),
+            "store": ("sqlite", "mongodb"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name.upper()}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
+        if self.chat_engine == "openai" and not self.openai_api_key:
+            raise ValueError("CHAT_ENGINE=openai needs OPENAI_API_KEY (any value for a server without keys)")
+        if self.store == "mongodb" and not self.mongodb_uri:
+            raise ValueError("STORE=mongodb needs MONGODB_URI, e.g. mongodb://localhost:27017")
+
+
+def _convert(name: str, raw: str, kind: type) -> object:
+    try:
+        if kind is bool:
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if kind in (int, float):
+            return kind(raw)
+        if issubclass(kind, Path):
+            return Path(raw).expanduser()
+        return raw
+    except ValueError:
+        raise ValueError(f"{name.upper()}={raw!r} is not a valid {kind.__name__}") from None

@@ -1,0 +1,29 @@
+"""The project's own exception types. Front doors map them to messages and statuses."""
+
+
+class VoiceQnAError(Exception):
+    """Base class: the message is meant for the user and says what to do."""
+
+
+class InvalidInput(VoiceQnAError):
+    """The request itself is wrong (missing text, bad role, lists of different lengths)."""
+
+
+class NotFound(VoiceQnAError):
+    """No conversation has this id."""
+
+
+class BadAudio(VoiceQnAError):
+    """The bytes are not audio that can be decoded (or are truncated beyond repair)."""
+
+
+class EmptyAudio(BadAudio):
+    """The upload holds no samples at all."""
+
+
+class AudioTooLarge(VoiceQnAError):
+    """The upload is bigger, or lasts longer, than the configured limit."""
+
+
+class EngineUnavailable(VoiceQnAError):
+    """An engine (recognizer, chat, speech) or the store failed; nothing was written."""

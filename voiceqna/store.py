@@ -1,0 +1,165 @@
+"""Conversation stores. SQLite here; MongoDB in `store_mongo.py`.
+
+Ids are 24 lower-case hex characters (the MongoDB ObjectId form the seed's clients know),
+random rather than sequential. A turn — the user's message and the answer — is written in
+one transaction, so no reader and no crash ever sees half of it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from voiceqna.errors import EngineUnavailable, NotFound
+
+ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    text: str
+    audio: bytes = b""
+    """WAV bytes (or whatever the client stored at /create); empty when there is none."""
+
+
+def new_id() -> str:
+    """An ObjectId-shaped id: 4 bytes of time then 8 random bytes (not guessable)."""
+    return f"{int(time.time()):08x}{secrets.token_hex(8)}"
+
+
+def check_id(conversation_id: str) -> str:
+    if not isinstance(conversation_id, str) or not ID_PATTERN.match(conversation_id):
+        raise NotFound(f"No conversation {conversation_id!r}: ids are 24 hexadecimal characters from /create.")
+    return conversation_id
+
+
+class ConversationStore(Protocol):
+    def create(self, messages: Sequence[Message] = ()) -> str: ...
+
+    def messages(self, conversation_id: str) -> list[Message]:
+        """All messages, oldest first; NotFound for an unknown id."""
+
+    def append(self, conversation_id: str, messages: Sequence[Message]) -> None:
+        """Add messages (a whole turn) atomically; NotFound for an unknown id."""
+
+    def reset(self, conversation_id: str) -> None:
+        """Remove every message, keep the conversation; NotFound for an unknown id."""
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id),
+    seq INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    text TEXT NOT NULL,
+    audio BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+"""
+
+
+class SQLiteStore:
+    """One SQLite file (WAL). Safe across threads and across processes sharing the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+        self.description = f"SQLite {self.path}"
+
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+        return db
+
+    def _transaction(self):
+        return _Transaction(self._connect())
+
+    def create(self, messages: Sequence[Message] = ()) -> str:
+        conversation_id = new_id()
+        with self._transaction() as db:
+            db.execute("INSERT INTO conversations (id, created_at) VALUES (?, ?)", (conversation_id, time.time()))
+            self._insert(db, conversation_id, 0, messages)
+        return conversation_id
+
+    def messages(self, conversation_id: str) -> list[Message]:
+        db = self._connect()
+        self._require(db, conversation_id)
+        rows = db.execute(
+            "SELECT role, text, audio FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
+        ).fetchall()
+        return [Message(role, text, bytes(audio)) for role, text, audio in rows]
+
+    def append(self, conversation_id: str, messages: Sequence[Message]) -> None:
+        with self._transaction() as db:
+            self._require(db, conversation_id)
+            (last,) = db.execute(
+                "SELECT COALESCE(MAX(seq), -1) FROM messages WHERE conversation_id = ?", (conversation_id,)
+            ).fetchone()
+            self._insert(db, conversation_id, last + 1, messages)
+
+    def reset(self, conversation_id: str) -> None:
+        with self._transaction() as db:
+            self._require(db, conversation_id)
+            db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    @staticmethod
+    def _require(db: sqlite3.Connection, conversation_id: str) -> None:
+        check_id(conversation_id)
+        if db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)).fetchone() is None:
+            raise NotFound(f"No conversation {conversation_id!r}: create one with /create first.")
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, conversation_id: str, first_seq: int, messages: Sequence[Message]) -> None:
+        now = time.time()
+        db.executemany(
+            "INSERT INTO messages (conversation_id, seq, role, text, audio, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [(conversation_id, first_seq + i, m.role, m.text, m.audio, now) for i, m in enumerate(messages)],
+        )
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error: all of a write or none of it."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise EngineUnavailable(f"The conversation store is busy or unavailable ({exc}): try again.") from None
+        return self.db
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
