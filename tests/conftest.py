@@ -1,0 +1,68 @@
+"""Shared fixtures: settings on a temporary data folder, the real Whisper model loaded once,
+the real Korean recordings (skipped where absent), and Korean speech made with espeak-ng."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from voiceqna.compose import build_recognizer
+from voiceqna.config import PROJECT_ROOT, Settings
+
+KOREAN_READ_SPEECH = PROJECT_ROOT.parent / "shared" / "data" / "korean-read-speech"
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    text: str
+
+
+def make_settings(data_dir: Path, **overrides: str) -> Settings:
+    """Settings as the app reads them, from an explicit environment (no .env, no os.environ)."""
+    env = {"DATA_DIR": str(data_dir), "MODELS_DIR": str(PROJECT_ROOT / "models")}
+    env.update({k.upper(): v for k, v in overrides.items()})
+    return Settings.from_env(env, dotenv_path=None)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def recognizer():
+    """The real bundled Whisper base model, loaded once for the whole session."""
+    return build_recognizer(make_settings(Path("/nonexistent")))
+
+
+@pytest.fixture(scope="session")
+def read_speech() -> list[Clip]:
+    """The 30 real Korean read-speech clips with their reference sentences."""
+    metadata = KOREAN_READ_SPEECH / "metadata.csv"
+    if not metadata.is_file():
+        pytest.skip(f"Real Korean recordings not found at {KOREAN_READ_SPEECH} (see shared/data/README.md)")
+    with open(metadata, encoding="utf-8") as handle:
+        return [Clip(KOREAN_READ_SPEECH / row["file_name"], row["text"]) for row in csv.DictReader(handle)]
+
+
+def espeak_wav(text: str, path: Path, rate_wpm: int = 130) -> Path:
+    """Korean speech from espeak-ng (robotic: for plumbing, not for accuracy)."""
+    binary = shutil.which("espeak-ng")
+    if binary is None:
+        pytest.fail("espeak-ng is missing: run `make test`, which installs packages.txt")
+    subprocess.run([binary, "-v", "ko", "-s", str(rate_wpm), "-w", str(path), "--stdin"],
+                   input=text.encode(), check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture
+def korean_wav(tmp_path: Path):
+    """Factory: korean_wav("안녕하세요") -> Path of a WAV of espeak-ng saying it."""
+    counter = iter(range(1_000_000))
+    return lambda text, rate_wpm=130: espeak_wav(text, tmp_path / f"espeak-{next(counter)}.wav", rate_wpm)
