@@ -23,6 +23,7 @@ def whisper_options(settings: Settings) -> WhisperOptions:
         cpu_threads=settings.whisper_cpu_threads,
         num_workers=settings.whisper_workers,
         beam_size=settings.whisper_beam_size,
+        window_s=settings.whisper_window_s,
     )
 
 

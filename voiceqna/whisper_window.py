@@ -1,0 +1,150 @@
+"""Short-window Whisper: encode a window shorter than 30 s, decode greedily, one fallback.
+
+faster-whisper always encodes a 30 s window (`generate_segments` pads the features to 3000
+frames), so a 3 s question costs as much encoder time as 30 s of speech. The encoder of
+CTranslate2 accepts fewer frames. What keeps accuracy is padding the *audio* with silence
+to a window of at least ~10 s before computing the log-mel features (Whisper was trained on
+silence-padded audio); a window fitted tightly to the speech, or zero-padded features, do
+not (see README "Speed"). Audio longer than the largest window goes to faster-whisper's
+standard path in `voiceqna.asr`.
+
+Nothing here mutates the shared `WhisperModel`: this module has its own feature extractor
+and tokenizer and only calls the thread-safe `encode` / `generate` of the CTranslate2 model.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.feature_extractor import FeatureExtractor
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_suppressed_tokens
+
+from voiceqna.audio import SAMPLE_RATE
+
+MAX_WINDOW_S = 30
+"""Whisper's own window: speech that does not fit (with the margin) takes the standard path."""
+MARGIN_S = 1.0
+"""Silence kept after the speech inside the window."""
+TOKENS_PER_SPEECH_S = 12
+"""Cap on generated tokens per second of speech (read Korean measures 4–6): a repetition
+loop stops after a second of text instead of 448 tokens."""
+MIN_NEW_TOKENS = 16
+BEST_OF = 5
+"""Sampled hypotheses in the fallback decode (faster-whisper's default)."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float
+    window_s: int
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Whisper's own quality rules (the defaults of openai/whisper and faster-whisper)."""
+
+    no_speech: float = 0.6
+    log_prob: float = -1.0
+    compression_ratio: float = 2.4
+
+    def is_silence(self, decoded: Decoded) -> bool:
+        return decoded.no_speech_prob > self.no_speech and decoded.avg_logprob < self.log_prob
+
+    def needs_fallback(self, decoded: Decoded) -> bool:
+        return decoded.compression_ratio > self.compression_ratio or decoded.avg_logprob < self.log_prob
+
+
+class WindowDecoder:
+    """Encode speech padded with silence to a short window; decode it without timestamps."""
+
+    def __init__(self, model: WhisperModel, min_window_s: int, beam_size: int = 1, language: str = "ko") -> None:
+        self.model = model.model  # the ctranslate2.models.Whisper; encode/generate are thread-safe
+        self.min_window_s = int(min_window_s)
+        self.beam_size = beam_size
+        # Our own extractor: faster-whisper's is mutated by transcribe(chunk_length=...).
+        self.features = FeatureExtractor(**model.feat_kwargs)
+        self.tokenizer = Tokenizer(model.hf_tokenizer, self.model.is_multilingual, task="transcribe", language=language)
+        self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        self.suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
+        self.to_cpu = self.model.device == "cuda" and len(self.model.device_index) > 1
+
+    def window_for(self, speech_s: float) -> int | None:
+        """Whole seconds: at least `min_window_s` and the speech plus a margin; None past 30 s."""
+        needed = math.ceil(speech_s + MARGIN_S)
+        if needed > MAX_WINDOW_S:
+            return None
+        return max(self.min_window_s, needed)
+
+    def encode(self, speech: np.ndarray, window_s: int) -> ctranslate2.StorageView:
+        padded = np.zeros(window_s * SAMPLE_RATE, dtype=np.float32)
+        padded[: speech.size] = speech
+        frames = window_s * SAMPLE_RATE // self.features.hop_length
+        features = self.features(padded)[:, :frames]
+        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[np.newaxis]))
+        return self.model.encode(batch, to_cpu=self.to_cpu)
+
+    def decode(self, encoded: ctranslate2.StorageView, speech_s: float, temperature: float, window_s: int) -> Decoded:
+        max_new = min(448 - len(self.prompt), MIN_NEW_TOKENS + math.ceil(TOKENS_PER_SPEECH_S * speech_s))
+        if temperature > 0:
+            sampling = dict(beam_size=1, num_hypotheses=BEST_OF, sampling_topk=0, sampling_temperature=temperature)
+        else:
+            sampling = dict(beam_size=self.beam_size)
+        result = self.model.generate(
+            encoded,
+            [self.prompt],
+            max_length=len(self.prompt) + max_new,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self.suppress,
+            **sampling,
+        )[0]
+        tokens = result.sequences_ids[0]
+        text = self.tokenizer.decode(tokens).strip()
+        return Decoded(
+            text=text,
+            avg_logprob=result.scores[0] * len(tokens) / (len(tokens) + 1),
+            no_speech_prob=result.no_speech_prob,
+            compression_ratio=compression_ratio(text),
+            temperature=temperature,
+            window_s=window_s,
+        )
+
+    def transcribe(
+        self, speech: np.ndarray, window_s: int, temperatures: tuple[float, ...], thresholds: Thresholds
+    ) -> Decoded:
+        """Greedy first; one fallback at the next temperature when the text looks degenerate.
+
+        Returns an empty text when Whisper judges the window to be silence.
+        """
+        encoded = self.encode(speech, window_s)
+        speech_s = speech.size / SAMPLE_RATE
+        first = self.decode(encoded, speech_s, temperatures[0], window_s)
+        if thresholds.is_silence(first):
+            return _silent(first)
+        if len(temperatures) < 2 or not thresholds.needs_fallback(first):
+            return first
+        second = self.decode(encoded, speech_s, temperatures[1], window_s)
+        # Like faster-whisper: prefer results that are not repetitive, then the likelier one.
+        candidates = [d for d in (first, second) if d.compression_ratio <= thresholds.compression_ratio]
+        best = max(candidates or [first, second], key=lambda d: d.avg_logprob)
+        return _silent(best) if thresholds.is_silence(best) else best
+
+
+def _silent(decoded: Decoded) -> Decoded:
+    return Decoded("", decoded.avg_logprob, decoded.no_speech_prob, 0.0, decoded.temperature, decoded.window_s)
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
