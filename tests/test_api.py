@@ -16,7 +16,7 @@ import requests
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from live_server import API_KEY, CORS_ORIGIN
+from tests.live_server import API_KEY, CORS_ORIGIN
 from voiceqna.api import create_api
 from voiceqna.compose import build_service
 from voiceqna.textnorm import compact
