@@ -64,10 +64,10 @@ def real_mongodb_backend(tmp_path, request) -> Backend:
         return stores[-1]
 
     def drop() -> None:
-        if stores:
-            stores[-1].client.drop_database(database)
-        for store in stores:
-            store.close()
+        import pymongo
+
+        with pymongo.MongoClient(uri) as client:
+            client.drop_database(database)
 
     request.addfinalizer(drop)
     return Backend(open_store, _mongo_poison(), AudioTooLarge)

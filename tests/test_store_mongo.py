@@ -97,7 +97,7 @@ def test_fake_pymongo_full_conversation_refuses_a_turn_whole_until_reset(store):
 
 
 def test_fake_pymongo_create_over_the_limit_stores_nothing(store, fake_client):
-    with pytest.raises(AudioTooLarge):
+    with pytest.raises(AudioTooLarge, match="16 MB document limit.*send less"):
         store.create([Message("user", "너무 긴 녹음", b"\x00" * (MESSAGES_BUDGET + 1))])
     assert fake_client.voiceqna.chats.count_documents({}) == 0
 

@@ -67,7 +67,10 @@ class MongoStore:
         documents = [_document(m) for m in messages]
         size = _size(documents)
         if size > MESSAGES_BUDGET:
-            raise _too_large(0, size)
+            raise AudioTooLarge(
+                f"These messages take {size / 1e6:.1f} MB, audio included, over MongoDB's 16 MB document limit "
+                "for one conversation: send less or shorter audio. Nothing was stored."
+            )
         conversation_id = new_id()
         with self._guard("The conversation could not be created"):
             self.collection.insert_one({
@@ -103,7 +106,7 @@ class MongoStore:
             found = self.collection.find_one({"_id": oid}, {"size": 1})
         if found is None:
             raise _not_found(conversation_id)
-        raise _too_large(found.get("size", 0), added)
+        raise _too_large(f" ({found.get('size', 0) / 1e6:.1f} MB stored, {added / 1e6:.1f} MB more, audio included)")
 
     def reset(self, conversation_id: str) -> None:
         oid = _object_id(conversation_id)
@@ -123,10 +126,10 @@ class MongoStore:
         try:
             yield
         except errors.DocumentTooLarge:
-            raise _too_large(0, MAX_DOCUMENT_BYTES) from None
+            raise _too_large() from None
         except errors.OperationFailure as exc:
             if exc.code in _TOO_LARGE_CODES:
-                raise _too_large(0, MAX_DOCUMENT_BYTES) from None
+                raise _too_large() from None
             if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
                 raise EngineUnavailable(
                     f"{what}: MongoDB refused the credentials ({exc.details and exc.details.get('errmsg') or exc}). "
@@ -201,10 +204,10 @@ def _not_found(conversation_id: str) -> NotFound:
     return NotFound(f"No conversation {conversation_id!r}: create one with /create first.")
 
 
-def _too_large(stored: int, added: int) -> AudioTooLarge:
+def _too_large(detail: str = "") -> AudioTooLarge:
     return AudioTooLarge(
-        f"The conversation would grow past MongoDB's 16 MB document limit ({stored / 1e6:.1f} MB stored, "
-        f"{added / 1e6:.1f} MB more, audio included): reset it or create a new conversation. Nothing was stored."
+        f"The conversation would grow past MongoDB's 16 MB document limit{detail}: "
+        "reset it or create a new conversation. Nothing was stored."
     )
 
 
