@@ -12,7 +12,7 @@ import sys
 import pytest
 from bson import Binary, ObjectId
 
-from conftest import make_settings
+from tests.conftest import make_settings
 from voiceqna.errors import AudioTooLarge, EngineUnavailable
 from voiceqna.store import Message
 

@@ -18,7 +18,7 @@ from typing import Protocol, Sequence
 
 from voiceqna.errors import EngineUnavailable, NotFound
 
-ID_PATTERN = re.compile(r"[0-9a-f]{24}")  # use fullmatch: `$` would accept a trailing newline
+ID_PATTERN = re.compile(r"\A[0-9a-f]{24}\Z")  # \Z, not $: `$` also accepts a trailing newline
 
 
 @dataclass(frozen=True)
