@@ -190,6 +190,14 @@ def timed(fn, *args):
     return result, time.perf_counter() - start
 
 
+def timed_cpu(fn, *args):
+    """Wall seconds and this process's CPU seconds (all threads): the latter barely depends on
+    what else the machine runs, so it backs the wall-clock ratio on a loaded machine."""
+    start, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args)
+    return result, time.perf_counter() - start, time.process_time() - cpu
+
+
 def bench_recognition(recognizer, clips: list[Clip], repeats: int) -> dict:
     systems = {
         "baseline": lambda s: baseline_transcribe(recognizer.model, s),
@@ -198,20 +206,24 @@ def bench_recognition(recognizer, clips: list[Clip], repeats: int) -> dict:
     per_clip = []
     for index, clip in enumerate(clips):
         times = {name: [] for name in systems}
+        cpu = {name: [] for name in systems}
         texts = {}
         for rep in range(repeats):
             order = list(systems) if (index + rep) % 2 == 0 else list(reversed(systems))
             for name in order:
-                text, seconds = timed(systems[name], clip.samples)
+                text, seconds, cpu_s = timed_cpu(systems[name], clip.samples)
                 times[name].append(seconds)
+                cpu[name].append(cpu_s)
                 texts[name] = text
         row = {"clip": clip.name, "source": clip.source, "duration_s": round(clip.duration_s, 3),
                "reference": clip.text, "load_average": os.getloadavg()[0]}
         for name in systems:
             median = float(np.median(times[name]))
             row[name] = {"text": texts[name], "seconds": times[name], "median_s": median,
+                         "cpu_seconds": cpu[name], "median_cpu_s": float(np.median(cpu[name])),
                          "rtf": median / clip.duration_s, "cer": cer(clip.text, texts[name])}
         row["speedup"] = row["baseline"]["median_s"] / row["ours"]["median_s"]
+        row["speedup_cpu"] = row["baseline"]["median_cpu_s"] / row["ours"]["median_cpu_s"]
         per_clip.append(row)
         logger.info("%-22s %5.1f s  baseline %.3f s  ours %.3f s  x%.1f  CER %.2f / %.2f", clip.name,
                     clip.duration_s, row["baseline"]["median_s"], row["ours"]["median_s"], row["speedup"],
@@ -230,12 +242,14 @@ def bench_recognition(recognizer, clips: list[Clip], repeats: int) -> dict:
 
 def summarise_recognition(rows: list[dict], systems: list[str]) -> dict:
     out = {"clips": len(rows), "audio_s": sum(r["duration_s"] for r in rows),
-           "speedup_median": float(np.median([r["speedup"] for r in rows]))}
+           "speedup_median": float(np.median([r["speedup"] for r in rows])),
+           "speedup_cpu_median": float(np.median([r["speedup_cpu"] for r in rows]))}
     for name in systems:
         latencies = [r[name]["median_s"] for r in rows]
         out[name] = {
             "p50_s": pct(latencies, 50),
             "p95_s": pct(latencies, 95),
+            "cpu_p50_s": pct([r[name]["median_cpu_s"] for r in rows], 50),
             "rtf": sum(latencies) / out["audio_s"],
             "cer": corpus_cer([r["reference"] for r in rows], [r[name]["text"] for r in rows]),
         }
@@ -277,43 +291,57 @@ def bench_turns(service, clips: list[Clip], repeats: int) -> dict:
     }
 
 
-def bench_concurrency(service, clips: list[Clip], levels: list[int], turns_per_client: int) -> dict:
+def bench_concurrency(service, clips: list[Clip], levels: list[int], turns: int, rounds: int) -> dict:
+    """`turns` turns per level, shared by the clients; levels interleaved over `rounds` rounds."""
+    runs: dict[int, list[dict]] = {clients: [] for clients in levels}
+    for _ in range(rounds):
+        for clients in levels:
+            runs[clients].append(_concurrent_run(service, clips, clients, max(1, turns // clients)))
     out = {}
-    for clients in levels:
-        conversations = [service.create() for _ in range(clients)]
-        errors: list[str] = []
-        latencies: list[float] = []
-        lock = threading.Lock()
-        barrier = threading.Barrier(clients)
-
-        def client(k: int) -> None:
-            barrier.wait()
-            for j in range(turns_per_client):
-                clip = clips[(k * turns_per_client + j) % len(clips)]
-                try:
-                    started = time.perf_counter()
-                    service.send_audio(conversations[k], clip.wav)
-                    with lock:
-                        latencies.append(time.perf_counter() - started)
-                except Exception as exc:  # counted and reported, never hidden
-                    with lock:
-                        errors.append(f"{type(exc).__name__}: {exc}")
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(client, range(clients)))
-        wall = time.perf_counter() - started
+    for clients, results in runs.items():
+        latencies = [x for r in results for x in r["latencies"]]
         out[str(clients)] = {
-            "clients": clients, "turns": len(latencies), "errors": errors, "wall_s": wall,
-            "turns_per_s": len(latencies) / wall, "p50_s": pct(latencies, 50), "p95_s": pct(latencies, 95),
-            "rss_mb": rss_mb(), "load_average": os.getloadavg()[0],
+            "clients": clients, "rounds": len(results), "turns": len(latencies),
+            "errors": [e for r in results for e in r["errors"]],
+            "turns_per_s": float(np.median([r["turns_per_s"] for r in results])),
+            "turns_per_s_each_round": [r["turns_per_s"] for r in results],
+            "p50_s": pct(latencies, 50), "p95_s": pct(latencies, 95),
+            "load_average": [r["load_average"] for r in results], "rss_mb": rss_mb(),
         }
         logger.info("%d clients: %.2f turns/s, p95 %.2f s, %d errors", clients, out[str(clients)]["turns_per_s"],
-                    out[str(clients)]["p95_s"] or 0, len(errors))
+                    out[str(clients)]["p95_s"] or 0, len(out[str(clients)]["errors"]))
     base = out[str(levels[0])]["turns_per_s"]
     for row in out.values():
         row["throughput_vs_first"] = row["turns_per_s"] / base
     return out
+
+
+def _concurrent_run(service, clips: list[Clip], clients: int, turns_per_client: int) -> dict:
+    conversations = [service.create() for _ in range(clients)]
+    errors: list[str] = []
+    latencies: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+
+    def client(k: int) -> None:
+        barrier.wait()
+        for j in range(turns_per_client):
+            clip = clips[(k * turns_per_client + j) % len(clips)]
+            try:
+                started = time.perf_counter()
+                service.send_audio(conversations[k], clip.wav)
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+            except Exception as exc:  # counted and reported, never hidden
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    wall = time.perf_counter() - started
+    return {"latencies": latencies, "errors": errors, "turns_per_s": len(latencies) / wall,
+            "load_average": os.getloadavg()[0]}
 
 
 # ---------------------------------------------------------------- levers
@@ -348,7 +376,7 @@ def bench_batching(recognizer, clip: Clip, batch: int = 4, repeats: int = 3) -> 
     if decoder is None:
         return {"skipped": "the short window is off"}
     window = decoder.min_window_s
-    speech = recognizer.speech(clip.samples)
+    speech = recognizer.speech_pieces(clip.samples)[0]
     single = decoder.encode(speech, window)
     features = np.ascontiguousarray(np.repeat(np.asarray(_features(decoder, speech, window)), batch, axis=0))
     stacked = ctranslate2.StorageView.from_array(features)
@@ -422,7 +450,7 @@ def markdown(result: dict) -> str:
         + (f", GPU {m['gpu']}" if m["gpu"] else "")
         + f"; {m['recognizer']}; load average at start {m['load_average_start'][0]:.1f}.",
         "",
-        "| recognition (p50 / p95 s, RTF, CER) | baseline `transcribe()` | ours | speed-up |",
+        "| recognition: p50 / p95 s, RTF, CER | baseline `transcribe()` | ours | speed-up (wall, CPU) |",
         "| --- | --- | --- | --- |",
     ]
     for group in ("about_3s", "real", "espeak", "all"):
@@ -430,7 +458,7 @@ def markdown(result: dict) -> str:
             g = rec[group]
             cell = lambda s: f"{s['p50_s']:.2f} / {s['p95_s']:.2f}, {s['rtf']:.2f}, {s['cer']:.3f}"  # noqa: E731
             lines.append(f"| {group} ({g['clips']} clips) | {cell(g['baseline'])} | {cell(g['ours'])} "
-                         f"| x{g['speedup_median']:.1f} |")
+                         f"| x{g['speedup_median']:.1f}, x{g['speedup_cpu_median']:.1f} |")
     turns = result["turns"]
     lines += ["", "| offline turn, p50 / p95 s | answer text | answer audio |", "| --- | --- | --- |"]
     for cache in ("cold_speech_cache", "warm_speech_cache"):
@@ -457,9 +485,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default="base")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each clip per system (medians reported)")
     parser.add_argument("--real-clips", type=int, default=None, help="use only the first N real recordings")
-    parser.add_argument("--espeak-clips", type=int, default=len(ESPEAK_SENTENCES))
+    parser.add_argument("--espeak-clips", type=int, default=8)
     parser.add_argument("--clients", default="1,4,8")
-    parser.add_argument("--turns-per-client", type=int, default=4)
+    parser.add_argument("--turns", type=int, default=24, help="turns per concurrency level, shared by its clients")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds over the concurrency levels (median)")
     parser.add_argument("--quick", action="store_true", help="skip the lever measurements")
     return parser.parse_args(argv)
 
@@ -492,12 +521,14 @@ def main(argv: list[str] | None = None) -> dict:
     result["recognition"] = bench_recognition(recognizer, clips, args.repeats)
     service = build_service(settings, recognizer=recognizer)
     result["turns"] = bench_turns(service, clips, args.repeats)
+    rss_one_conversation = rss_mb()
     short = [c for c in clips if c.duration_s <= 6.0]
     result["concurrency"] = bench_concurrency(service, short, [int(x) for x in args.clients.split(",")],
-                                              args.turns_per_client)
-    result["memory"] = {"rss_before_model_mb": rss_before, "rss_now_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(),
+                                              args.turns, args.rounds)
+    result["memory"] = {"rss_before_model_mb": rss_before, "rss_after_one_conversation_mb": rss_one_conversation,
+                        "rss_after_concurrency_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(),
                         "whisper_models": len(asr._MODEL_CACHE),
-                        "conversations": 1 + sum(int(x) for x in args.clients.split(","))}
+                        "conversations": 1 + args.rounds * sum(int(x) for x in args.clients.split(","))}
     if not args.quick:
         real = [c for c in clips if c.source == "real"] or clips
         result["levers"] = {
@@ -510,7 +541,7 @@ def main(argv: list[str] | None = None) -> dict:
         del service, recognizer
         asr._MODEL_CACHE.clear()
         gc.collect()
-        result["levers"]["threads"] = bench_threads(settings, short, [(0, 1), (2, 1), (1, 2), (1, 1)], 4)
+        result["levers"]["threads"] = bench_threads(settings, short, [(4, 1), (2, 1), (1, 2), (2, 2)], 4)
     result["machine"]["load_average_end"] = os.getloadavg()
     result["markdown"] = markdown(result)
     if args.json:

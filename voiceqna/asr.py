@@ -5,9 +5,9 @@ Silence and noise must not become text. Three guards, cheapest first:
 2. a window that Whisper itself marks as probable non-speech gives no text;
 3. the subtitle-credit phrases Whisper invents on quiet audio are removed.
 
-Speech that fits in 30 s is encoded in a short silence-padded window and decoded greedily
-with at most one fallback (`voiceqna.whisper_window`); longer speech takes faster-whisper's
-standard `transcribe`.
+The speech the VAD keeps is cut at pauses into pieces of at most 28 s; each piece is encoded
+in a short silence-padded window and decoded with at most one fallback
+(`voiceqna.whisper_window`). WHISPER_WINDOW_S=30 uses faster-whisper's standard path instead.
 """
 
 from __future__ import annotations
@@ -138,11 +138,11 @@ class WhisperRecognizer:
     def __init__(self, options: WhisperOptions, models_dir) -> None:
         from faster_whisper.vad import VadOptions
 
-        from voiceqna.whisper_window import Thresholds, WindowDecoder  # imports CTranslate2: only when used
+        from voiceqna.whisper_window import MAX_SPEECH_S, Thresholds, WindowDecoder  # imports CTranslate2
 
         self.options = options
         self.model, self.device, self.compute_type = load_model(options, models_dir)
-        self.vad = VadOptions(threshold=options.vad_threshold)
+        self.vad = VadOptions(threshold=options.vad_threshold, max_speech_duration_s=MAX_SPEECH_S)
         self.thresholds = Thresholds(
             options.no_speech_threshold, options.log_prob_threshold, options.compression_ratio_threshold
         )
@@ -156,42 +156,44 @@ class WhisperRecognizer:
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         duration = samples.size / SAMPLE_RATE
-        speech = self.speech(samples)
-        if speech.size == 0:
-            return Transcript(text="", duration_s=duration, speech_s=0.0)
-        window_s = self.window.window_for(speech.size / SAMPLE_RATE) if self.window else None
-        if window_s is None:
-            text = self._transcribe_standard(speech)
-        else:
-            text = self.window.transcribe(speech, window_s, self.options.temperatures, self.thresholds).text
-        if compact(text) in HALLUCINATIONS:
-            text = ""
-        return Transcript(text=text.strip(), duration_s=duration, speech_s=speech.size / SAMPLE_RATE)
+        if self.window is None:
+            return self._transcribe_standard(samples)
+        pieces = self.speech_pieces(samples)
+        texts = [self.window.transcribe(p, self.options.temperatures, self.thresholds).text for p in pieces]
+        text = " ".join(t for t in texts if t and compact(t) not in HALLUCINATIONS)
+        speech = sum(p.size for p in pieces) / SAMPLE_RATE
+        return Transcript(text=text.strip(), duration_s=duration, speech_s=speech)
 
-    def speech(self, samples: np.ndarray) -> np.ndarray:
-        """The parts of `samples` that the VAD hears as speech, joined; empty when none."""
-        from faster_whisper.vad import get_speech_timestamps
+    def speech_pieces(self, samples: np.ndarray) -> list[np.ndarray]:
+        """What the VAD hears as speech, joined into pieces of at most MAX_SPEECH_S split at
+        pauses; no pieces when there is no speech."""
+        from faster_whisper.vad import collect_chunks, get_speech_timestamps
 
         chunks = get_speech_timestamps(samples, self.vad, sampling_rate=SAMPLE_RATE)
         if not chunks:
-            return np.zeros(0, dtype=np.float32)
-        return np.concatenate([samples[c["start"] : c["end"]] for c in chunks]).astype(np.float32, copy=False)
+            return []
+        pieces, _ = collect_chunks(samples, chunks, sampling_rate=SAMPLE_RATE, max_duration=self.vad.max_speech_duration_s)
+        return [p.astype(np.float32, copy=False) for p in pieces if p.size]
 
-    def _transcribe_standard(self, speech: np.ndarray) -> str:
-        segments, _ = self.model.transcribe(
-            speech,
+    def _transcribe_standard(self, samples: np.ndarray) -> Transcript:
+        """faster-whisper's own long-form path (WHISPER_WINDOW_S=30): 30 s windows, timestamps."""
+        segments, info = self.model.transcribe(
+            samples,
             language="ko",
             beam_size=self.options.beam_size,
             temperature=list(self.options.temperatures),
             condition_on_previous_text=False,
-            vad_filter=False,  # already trimmed
+            vad_filter=True,
+            vad_parameters=self.vad,
             no_speech_threshold=self.options.no_speech_threshold,
             log_prob_threshold=self.options.log_prob_threshold,
             compression_ratio_threshold=self.options.compression_ratio_threshold,
-            without_timestamps=True,
         )
         kept = [s.text.strip() for s in segments if not self._is_non_speech(s)]
-        return " ".join(t for t in kept if t and compact(t) not in HALLUCINATIONS)
+        text = " ".join(t for t in kept if t and compact(t) not in HALLUCINATIONS)
+        duration = samples.size / SAMPLE_RATE
+        speech = info.duration_after_vad if info.duration_after_vad is not None else duration
+        return Transcript(text=text.strip(), duration_s=duration, speech_s=float(speech))
 
     def _is_non_speech(self, segment) -> bool:
         # Whisper's own rule, applied per segment: probably silence and not confidently decoded.
@@ -203,8 +205,8 @@ class WhisperRecognizer:
     def warm_up(self) -> None:
         """Run the VAD, the encoder and the decoder once so the first user does not pay for lazy init."""
         noise = np.random.default_rng(0).normal(0, 1e-3, SAMPLE_RATE).astype(np.float32)
-        self.speech(noise)
+        self.speech_pieces(noise)
         if self.window:
-            self.window.transcribe(noise, self.window.min_window_s, self.options.temperatures[:1], self.thresholds)
+            self.window.transcribe(noise, self.options.temperatures[:1], self.thresholds)
         else:
             self.model.transcribe(noise, language="ko", beam_size=1)

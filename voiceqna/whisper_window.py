@@ -5,8 +5,7 @@ frames), so a 3 s question costs as much encoder time as 30 s of speech. The enc
 CTranslate2 accepts fewer frames. What keeps accuracy is padding the *audio* with silence
 to a window of at least ~10 s before computing the log-mel features (Whisper was trained on
 silence-padded audio); a window fitted tightly to the speech, or zero-padded features, do
-not (see README "Speed"). Audio longer than the largest window goes to faster-whisper's
-standard path in `voiceqna.asr`.
+not (see README "Speed"). `voiceqna.asr` cuts longer speech at pauses into pieces that fit.
 
 Nothing here mutates the shared `WhisperModel`: this module has its own feature extractor
 and tokenizer and only calls the thread-safe `encode` / `generate` of the CTranslate2 model.
@@ -28,9 +27,11 @@ from faster_whisper.transcribe import get_suppressed_tokens
 from voiceqna.audio import SAMPLE_RATE
 
 MAX_WINDOW_S = 30
-"""Whisper's own window: speech that does not fit (with the margin) takes the standard path."""
+"""Whisper's own window."""
 MARGIN_S = 1.0
 """Silence kept after the speech inside the window."""
+MAX_SPEECH_S = 28
+"""Longest piece of speech decoded in one window (longer speech is cut at pauses)."""
 TOKENS_PER_SPEECH_S = 12
 """Cap on generated tokens per second of speech (read Korean measures 4–6): a repetition
 loop stops after a second of text instead of 448 tokens."""
@@ -78,12 +79,11 @@ class WindowDecoder:
         self.suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
         self.to_cpu = self.model.device == "cuda" and len(self.model.device_index) > 1
 
-    def window_for(self, speech_s: float) -> int | None:
-        """Whole seconds: at least `min_window_s` and the speech plus a margin; None past 30 s."""
-        needed = math.ceil(speech_s + MARGIN_S)
-        if needed > MAX_WINDOW_S:
-            return None
-        return max(self.min_window_s, needed)
+    def window_for(self, speech_s: float) -> int:
+        """Whole seconds: at least `min_window_s` and the speech plus a margin, at most 30."""
+        if speech_s > MAX_SPEECH_S:
+            raise ValueError(f"{speech_s:.1f} s of speech do not fit one window: cut it at pauses first")
+        return min(MAX_WINDOW_S, max(self.min_window_s, math.ceil(speech_s + MARGIN_S)))
 
     def encode(self, speech: np.ndarray, window_s: int) -> ctranslate2.StorageView:
         padded = np.zeros(window_s * SAMPLE_RATE, dtype=np.float32)
@@ -120,15 +120,15 @@ class WindowDecoder:
             window_s=window_s,
         )
 
-    def transcribe(
-        self, speech: np.ndarray, window_s: int, temperatures: tuple[float, ...], thresholds: Thresholds
-    ) -> Decoded:
-        """Greedy first; one fallback at the next temperature when the text looks degenerate.
+    def transcribe(self, speech: np.ndarray, temperatures: tuple[float, ...], thresholds: Thresholds) -> Decoded:
+        """Beam search first; one fallback at the next temperature when the text looks degenerate.
 
-        Returns an empty text when Whisper judges the window to be silence.
+        `speech` is at most MAX_SPEECH_S long. Returns an empty text when Whisper judges the
+        window to be silence.
         """
-        encoded = self.encode(speech, window_s)
         speech_s = speech.size / SAMPLE_RATE
+        window_s = self.window_for(speech_s)
+        encoded = self.encode(speech, window_s)
         first = self.decode(encoded, speech_s, temperatures[0], window_s)
         if thresholds.is_silence(first):
             return _silent(first)
