@@ -368,61 +368,71 @@ def bench_windows(recognizer, clips: list[Clip], windows: list[int], beams: list
     return rows
 
 
-def bench_batching(recognizer, clip: Clip, batch: int = 4, repeats: int = 3) -> dict:
-    """Encoder and decoder on `batch` clips at once vs one after another (micro-batching)."""
+def bench_batching(recognizer, clips: list[Clip], rounds: int = 8) -> dict:
+    """Micro-batching: encoder and decoder on len(clips) clips in one call vs one call each.
+
+    Same precomputed features both ways; interleaved rounds; min and median of wall seconds."""
     import ctranslate2
 
     decoder = recognizer.window
     if decoder is None:
         return {"skipped": "the short window is off"}
     window = decoder.min_window_s
-    speech = recognizer.speech_pieces(clip.samples)[0]
-    single = decoder.encode(speech, window)
-    features = np.ascontiguousarray(np.repeat(np.asarray(_features(decoder, speech, window)), batch, axis=0))
-    stacked = ctranslate2.StorageView.from_array(features)
-    many = decoder.model.encode(stacked, to_cpu=decoder.to_cpu)
+    features = [decoder.log_mel(recognizer.speech_pieces(c.samples)[0], window) for c in clips]
+    singles = [ctranslate2.StorageView.from_array(f) for f in features]
+    stacked = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(features)))
+    encoded = [decoder.model.encode(f, to_cpu=decoder.to_cpu) for f in singles]
+    encoded_batch = decoder.model.encode(stacked, to_cpu=decoder.to_cpu)
     kwargs = dict(max_length=len(decoder.prompt) + 64, suppress_tokens=decoder.suppress, return_scores=True,
                   return_no_speech_prob=True, beam_size=decoder.beam_size)
     measures = {
-        "encode_one_by_one_s": lambda: [decoder.encode(speech, window) for _ in range(batch)],
-        "encode_batched_s": lambda: decoder.model.encode(stacked, to_cpu=decoder.to_cpu),
-        "decode_one_by_one_s": lambda: [decoder.model.generate(single, [decoder.prompt], **kwargs) for _ in range(batch)],
-        "decode_batched_s": lambda: decoder.model.generate(many, [decoder.prompt] * batch, **kwargs),
+        "encode_one_by_one": lambda: [decoder.model.encode(f, to_cpu=decoder.to_cpu) for f in singles],
+        "encode_batched": lambda: decoder.model.encode(stacked, to_cpu=decoder.to_cpu),
+        "decode_one_by_one": lambda: [decoder.model.generate(e, [decoder.prompt], **kwargs) for e in encoded],
+        "decode_batched": lambda: decoder.model.generate(encoded_batch, [decoder.prompt] * len(clips), **kwargs),
     }
-    out = {"batch": batch, "clip": clip.name}
-    for name, fn in measures.items():
-        out[name] = float(np.median([timed(fn)[1] for _ in range(repeats)]))
-    out["encode_gain"] = out["encode_one_by_one_s"] / out["encode_batched_s"]
-    out["decode_gain"] = out["decode_one_by_one_s"] / out["decode_batched_s"]
+    seconds: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(rounds):
+        for name, fn in measures.items():
+            seconds[name].append(timed(fn)[1])
+    out = {"batch": len(clips), "clips": [c.name for c in clips], "window_s": window, "rounds": rounds}
+    for name, values in seconds.items():
+        out[name] = {"min_s": min(values), "median_s": float(np.median(values))}
+    out["encode_gain_min"] = out["encode_one_by_one"]["min_s"] / out["encode_batched"]["min_s"]
+    out["decode_gain_min"] = out["decode_one_by_one"]["min_s"] / out["decode_batched"]["min_s"]
     return out
 
 
-def _features(decoder: WindowDecoder, speech: np.ndarray, window: int) -> np.ndarray:
-    padded = np.zeros(window * audio.SAMPLE_RATE, dtype=np.float32)
-    padded[: speech.size] = speech
-    return decoder.features(padded)[np.newaxis, :, : window * 100]
+def bench_threads(settings: Settings, clips: list[Clip], configs: list[tuple[int, int]], clients: int,
+                  rounds: int = 2) -> list[dict]:
+    """Single-request latency and `clients`-way throughput of the recognizer per (threads, workers).
 
-
-def bench_threads(settings: Settings, clips: list[Clip], configs: list[tuple[int, int]], clients: int) -> list[dict]:
-    """Single-request latency and `clients`-way throughput of the recognizer per (threads, workers)."""
-    rows = []
+    Every configuration is loaded at once and measured in interleaved rounds (medians)."""
+    recognizers = {}
     for threads, workers in configs:
-        local = replace(settings, whisper_cpu_threads=threads, whisper_workers=workers)
-        recognizer = build_recognizer(local)
-        recognizer.warm_up()
-        single = [timed(recognizer.transcribe, c.samples)[1] for c in clips]
-        started = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(lambda c: recognizer.transcribe(c.samples), clips * 2))
-        wall = time.perf_counter() - started
-        rows.append({"cpu_threads": threads, "workers": workers, "single_p50_s": pct(single, 50),
-                     "concurrent_clients": clients, "concurrent_per_s": 2 * len(clips) / wall,
-                     "load_average": os.getloadavg()[0]})
+        recognizers[(threads, workers)] = build_recognizer(
+            replace(settings, whisper_cpu_threads=threads, whisper_workers=workers))
+        recognizers[(threads, workers)].warm_up()
+    single: dict[tuple, list[float]] = {key: [] for key in recognizers}
+    throughput: dict[tuple, list[float]] = {key: [] for key in recognizers}
+    for _ in range(rounds):
+        for key, recognizer in recognizers.items():
+            single[key] += [timed(recognizer.transcribe, c.samples)[1] for c in clips[:clients]]
+            started = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(lambda c: recognizer.transcribe(c.samples), clips))
+            throughput[key].append(len(clips) / (time.perf_counter() - started))
+    rows = []
+    for (threads, workers), recognizer in recognizers.items():
+        rows.append({"cpu_threads": threads, "workers": workers, "single_p50_s": pct(single[(threads, workers)], 50),
+                     "concurrent_clients": clients,
+                     "concurrent_per_s": float(np.median(throughput[(threads, workers)])),
+                     "concurrent_per_s_each_round": throughput[(threads, workers)]})
         logger.info("threads %d workers %d: single p50 %.3f s, %d clients %.2f/s", threads, workers,
                     rows[-1]["single_p50_s"], clients, rows[-1]["concurrent_per_s"])
-        del recognizer
-        asr._MODEL_CACHE.clear()
-        gc.collect()
+    recognizers.clear()
+    asr._MODEL_CACHE.clear()
+    gc.collect()
     return rows
 
 
@@ -533,7 +543,7 @@ def main(argv: list[str] | None = None) -> dict:
         real = [c for c in clips if c.source == "real"] or clips
         result["levers"] = {
             "windows": bench_windows(recognizer, real, [8, 10, 12, 15, 30], [1, 2], settings.models_dir),
-            "batching": bench_batching(recognizer, probe),
+            "batching": bench_batching(recognizer, sorted(short, key=lambda c: abs(c.duration_s - 3.0))[:4]),
             "first_sentence_speech": bench_first_sentence(service, sorted({t["answer"] for t in
                                                                           result["turns"]["cold_speech_cache"]["turns"]})),
         }
@@ -541,7 +551,7 @@ def main(argv: list[str] | None = None) -> dict:
         del service, recognizer
         asr._MODEL_CACHE.clear()
         gc.collect()
-        result["levers"]["threads"] = bench_threads(settings, short, [(4, 1), (2, 1), (1, 2), (2, 2)], 4)
+        result["levers"]["threads"] = bench_threads(settings, short, [(4, 1), (2, 1), (1, 2), (2, 2)], 8)
     result["machine"]["load_average_end"] = os.getloadavg()
     result["markdown"] = markdown(result)
     if args.json:

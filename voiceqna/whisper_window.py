@@ -14,8 +14,9 @@ and tokenizer and only calls the thread-safe `encode` / `generate` of the CTrans
 from __future__ import annotations
 
 import math
+import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import ctranslate2
 import numpy as np
@@ -85,13 +86,16 @@ class WindowDecoder:
             raise ValueError(f"{speech_s:.1f} s of speech do not fit one window: cut it at pauses first")
         return min(MAX_WINDOW_S, max(self.min_window_s, math.ceil(speech_s + MARGIN_S)))
 
-    def encode(self, speech: np.ndarray, window_s: int) -> ctranslate2.StorageView:
+    def log_mel(self, speech: np.ndarray, window_s: int) -> np.ndarray:
+        """Features [1, n_mels, 100 * window_s] of the speech padded with silence to the window."""
         padded = np.zeros(window_s * SAMPLE_RATE, dtype=np.float32)
         padded[: speech.size] = speech
         frames = window_s * SAMPLE_RATE // self.features.hop_length
-        features = self.features(padded)[:, :frames]
-        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[np.newaxis]))
-        return self.model.encode(batch, to_cpu=self.to_cpu)
+        return np.ascontiguousarray(self.features(padded)[np.newaxis, :, :frames])
+
+    def encode(self, speech: np.ndarray, window_s: int) -> ctranslate2.StorageView:
+        features = ctranslate2.StorageView.from_array(self.log_mel(speech, window_s))
+        return self.model.encode(features, to_cpu=self.to_cpu)
 
     def decode(self, encoded: ctranslate2.StorageView, speech_s: float, temperature: float, window_s: int) -> Decoded:
         max_new = min(448 - len(self.prompt), MIN_NEW_TOKENS + math.ceil(TOKENS_PER_SPEECH_S * speech_s))
@@ -138,11 +142,23 @@ class WindowDecoder:
         # Like faster-whisper: prefer results that are not repetitive, then the likelier one.
         candidates = [d for d in (first, second) if d.compression_ratio <= thresholds.compression_ratio]
         best = max(candidates or [first, second], key=lambda d: d.avg_logprob)
-        return _silent(best) if thresholds.is_silence(best) else best
+        if thresholds.is_silence(best):
+            return _silent(best)
+        if not candidates:  # both looped: keep one turn of the loop rather than a page of it
+            best = replace(best, text=cut_loops(best.text))
+        return best
 
 
 def _silent(decoded: Decoded) -> Decoded:
     return Decoded("", decoded.avg_logprob, decoded.no_speech_prob, 0.0, decoded.temperature, decoded.window_s)
+
+
+_LOOP = re.compile(r"(\S.{0,24}?)(?:\s*\1){3,}")
+
+
+def cut_loops(text: str) -> str:
+    """'가 Père Père Père Père' -> '가 Père': a phrase repeated four times or more is kept once."""
+    return _LOOP.sub(r"\1", text)
 
 
 def compression_ratio(text: str) -> float:
