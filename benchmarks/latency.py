@@ -498,7 +498,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--espeak-clips", type=int, default=8)
     parser.add_argument("--clients", default="1,4,8")
     parser.add_argument("--turns", type=int, default=24, help="turns per concurrency level, shared by its clients")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds over the concurrency levels (median)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the concurrency levels (median)")
     parser.add_argument("--quick", action="store_true", help="skip the lever measurements")
     return parser.parse_args(argv)
 
