@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from voiceqna.config import Settings
+from voiceqna.errors import VoiceQnAError
 
 logger = logging.getLogger("voiceqna")
 
@@ -65,8 +67,12 @@ def build_app(settings: Settings, service, api_only: bool):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env()
-    service = build_service(settings, warm_up=not args.no_warm_up)
+    try:
+        settings = Settings.from_env()
+        service = build_service(settings, warm_up=not args.no_warm_up)
+    except (ValueError, VoiceQnAError) as exc:  # a setting or an engine that cannot start: say the fix, no traceback
+        logger.error("Cannot start: %s", exc)
+        sys.exit(2)
     app = build_app(settings, service, args.api_only)
     port = args.port or (5000 if args.api_only else 7860)
     ssl = {}

@@ -1,7 +1,8 @@
 """A FAKE OpenAI-compatible server on loopback, for tests: OpenAI's API cannot be reached here.
 
 It records every request and answers /v1/chat/completions and /v1/audio/speech the way the
-real API does (shape only). `fail_with` makes it answer an HTTP error, `delay_s` makes it slow.
+real API does (shape only). `fail_with` makes it answer an HTTP error, `delay_s` makes it slow;
+`only` limits both to the paths ending with one of its suffixes (e.g. ("/audio/speech",)).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class FakeOpenAI:
     answer: str = "서울이에요."
     fail_with: int = 0
     delay_s: float = 0.0
+    only: tuple[str, ...] = ()
     requests: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
 
@@ -36,8 +38,9 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 fake.requests.append({"path": self.path, **body})
                 fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-                time.sleep(fake.delay_s)
-                if fake.fail_with:
+                targeted = not fake.only or self.path.endswith(fake.only)
+                time.sleep(fake.delay_s if targeted else 0.0)
+                if fake.fail_with and targeted:
                     return self._send(fake.fail_with, "application/json",
                                       json.dumps({"error": {"message": "fake failure"}}).encode())
                 if self.path.endswith("/chat/completions"):

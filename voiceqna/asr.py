@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from voiceqna import models
 from voiceqna.audio import SAMPLE_RATE
+from voiceqna.errors import EngineUnavailable
 from voiceqna.textnorm import compact
 
 logger = logging.getLogger(__name__)
@@ -88,7 +90,11 @@ _MODEL_LOCK = threading.Lock()
 
 
 def load_model(options: WhisperOptions, models_dir) -> tuple[object, str, str]:
-    """One WhisperModel per process and configuration, whatever the number of callers."""
+    """One WhisperModel per process and configuration, whatever the number of callers.
+
+    A model that cannot be loaded (a corrupt or incomplete folder, a hub name while offline)
+    is EngineUnavailable with the fix, so the app stops at start with one clear line.
+    """
     from faster_whisper import WhisperModel
 
     device = pick_device(options.device)
@@ -98,13 +104,20 @@ def load_model(options: WhisperOptions, models_dir) -> tuple[object, str, str]:
     with _MODEL_LOCK:
         if key not in _MODEL_CACHE:
             logger.info("Loading Whisper %s on %s (%s)", path, device, compute_type)
-            _MODEL_CACHE[key] = WhisperModel(
-                path,
-                device=device,
-                compute_type=compute_type,
-                cpu_threads=options.cpu_threads,
-                num_workers=options.num_workers,
-            )
+            try:
+                _MODEL_CACHE[key] = WhisperModel(
+                    path,
+                    device=device,
+                    compute_type=compute_type,
+                    cpu_threads=options.cpu_threads,
+                    num_workers=options.num_workers,
+                )
+            except Exception as exc:  # CTranslate2, tokenizers and the hub each raise their own types
+                raise EngineUnavailable(
+                    f"The Whisper model {path!r} could not be loaded ({type(exc).__name__}: {str(exc)[:200]}): "
+                    "set WHISPER_MODEL to a CTranslate2 Whisper folder (model.bin, config.json, tokenizer.json), "
+                    "a name under MODELS_DIR, or 'base' for the bundled model."
+                ) from None
         return _MODEL_CACHE[key], device, compute_type
 
 
@@ -117,7 +130,8 @@ class WhisperRecognizer:
 
     @property
     def description(self) -> str:
-        return f"Whisper {self.options.model} ({self.device}, {self.compute_type})"
+        # Public (GET /info): a model given as a folder shows its name, not its path.
+        return f"Whisper {Path(self.options.model).name} ({self.device}, {self.compute_type})"
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         duration = samples.size / SAMPLE_RATE

@@ -66,6 +66,10 @@ class Settings:
     max_upload_mb: float = 25.0
     max_audio_s: float = 120.0
     max_message_chars: int = 2000
+    body_timeout_s: float = 60.0
+    """Seconds a client may take to send a request body; a slower (or stalled) upload gets 408."""
+    max_waiting_audio_turns: int = 64
+    """Spoken turns that may queue for the recognizer; beyond that, 503 with Retry-After (load shedding)."""
 
     # --- front doors ---
     api_key: str = ""
