@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import sys
 
 from voiceqna.config import Settings
@@ -54,14 +55,29 @@ def build_app(settings: Settings, service, api_only: bool):
     api = create_api(service, settings)
     if api_only:
         return api
+    from voiceqna.ui import build_page
+
+    return mount_page(api, build_page(service, settings), settings)
+
+
+def mount_page(api, page, settings: Settings):
+    """The page at / and the REST routes at /api. With API_KEY set, neither answers without it:
+    the routes want it in a header, the page asks for it in its login form (any user name, the
+    key as password) before its own API (/gradio_api/…) answers."""
     import gradio as gr
     from fastapi import FastAPI
 
-    from voiceqna.ui import build_page
-
-    root = FastAPI(title="Korean Voice Q&A", docs_url=None, redoc_url=None)
+    root = FastAPI(title="Korean Voice Q&A", docs_url=None, redoc_url=None, openapi_url=None)
     root.mount("/api", api)
-    return gr.mount_gradio_app(root, build_page(service, settings), path="/")
+    no_docs = {"openapi_url": None, "docs_url": None, "redoc_url": None}  # Gradio's own route list stays private
+    return gr.mount_gradio_app(root, page, path="/", auth=page_login(settings.api_key), app_kwargs=no_docs)
+
+
+def page_login(api_key: str):
+    """The page's login check (None: no login, when API_KEY is unset)."""
+    if not api_key:
+        return None
+    return lambda username, password: secrets.compare_digest(str(password).encode(), api_key.encode())
 
 
 def main(argv: list[str] | None = None) -> None:
