@@ -23,6 +23,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -105,27 +106,29 @@ def require_loopback(url: str) -> None:
 
 
 @contextmanager
-def own_server(data_dir: Path, start_timeout_s: float = 300.0) -> Iterator[str]:
-    """`python app.py --api-only` on a free loopback port, with your settings but DATA_DIR=data_dir."""
+def own_server(data_dir: Path, start_timeout_s: float = 300.0) -> Iterator[tuple[str, str]]:
+    """`python app.py --api-only` on a free loopback port with your settings, but DATA_DIR=data_dir
+    and a fresh random API_KEY; yields (url, key)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "DATA_DIR": str(data_dir)}
-    log = open(data_dir.parent / "server.log", "wb")
-    process = subprocess.Popen([sys.executable, "app.py", "--api-only", "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    key = secrets.token_hex(16)
+    env = {**os.environ, "DATA_DIR": str(data_dir), "API_KEY": key}
+    log_path = data_dir.parent / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "app.py", "--api-only", "--host", "127.0.0.1", "--port",
+                                    str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + start_timeout_s
         while not healthy(url):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"The server did not start; see {log.name}")
+                raise SystemExit("The server did not start:\n" + log_path.read_text(errors="replace")[-3000:])
             time.sleep(0.3)
-        yield url
+        yield url, key
     finally:
         process.terminate()
         process.wait(timeout=30)
-        log.close()
 
 
 def healthy(url: str, session: requests.Session | None = None) -> bool:
@@ -248,7 +251,10 @@ def check_conversation(client: Client, conversation_id: str, records: list[TurnR
     question; a turn not answered with 200 must be absent, except one whose client gave up
     waiting (timeout): the server may have finished it, so it may be there, but only whole.
     """
-    response = client.get(f"/{conversation_id}")
+    try:
+        response = client.get(f"/{conversation_id}")
+    except requests.RequestException as exc:
+        return [f"{conversation_id}: GET failed ({type(exc).__name__})"], 0
     if response.status_code != 200:
         return [f"{conversation_id}: GET gave {response.status_code}"], 0
     got = [(m["role"], m["message"], sha(m["audio"].encode()) if m["role"] == "assistant" else "", bool(m["audio"]))
@@ -260,7 +266,7 @@ def check_conversation(client: Client, conversation_id: str, records: list[TurnR
             want = [("user", r.user_text, "", r.kind == "audio"),
                     ("assistant", r.answer, r.answer_audio_sha, r.answer_audio_sha != EMPTY_SHA)]
             if pair != want:
-                return [f"{conversation_id}: turn {r.index + 1} is missing, altered or out of order at message {at}"], kept_anyway
+                return [f"{conversation_id}: turn {r.index + 1} is missing, altered or out of order"], kept_anyway
             at += 2
         elif r.status == 0 and [m[0] for m in pair] == ["user", "assistant"] and (
                 r.kind == "audio" or pair[0][1] == r.user_text) and not matches_next(pair, records, number):
@@ -351,9 +357,12 @@ def summary(report: Report) -> str:
         if p:
             lines.append(f"  latency {kind:5s}: p50 {p['p50']:.0f} ms, p95 {p['p95']:.0f} ms, max {p['max']:.0f} ms "
                          f"(n={p['n']})")
-    lines.append(f"  errors: {sum(report.errors.values())}" + "".join(f"\n    {n} × {e}" for e, n in report.errors.items()))
-    lines.append(f"  integrity: {'every conversation holds exactly its turns, in order' if not report.integrity_problems else ''}"
-                 + "".join(f"\n    {p}" for p in report.integrity_problems))
+    lines.append(f"  errors: {sum(report.errors.values())}")
+    lines += [f"    {n} × {e}" for e, n in report.errors.items()]
+    if report.integrity_problems:
+        lines += ["  integrity problems:"] + [f"    {p}" for p in report.integrity_problems]
+    else:
+        lines.append("  integrity: every conversation holds exactly its turns, in order")
     if report.kept_after_client_gave_up:
         lines.append(f"  turns stored whole after their client gave up waiting: {report.kept_after_client_gave_up}")
     lines.append(f"  healthy afterwards: {report.healthy_after}")
@@ -373,16 +382,16 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    def go(url: str) -> Report:
-        return run_load(url, args.conversations, args.turns, args.audio_every, args.api_key, args.timeout,
+    def go(url: str, api_key: str) -> Report:
+        return run_load(url, args.conversations, args.turns, args.audio_every, api_key, args.timeout,
                         args.request_timeout)
 
     if args.url:
-        report = go(args.url.rstrip("/"))
+        report = go(args.url.rstrip("/"), args.api_key)
     else:
         with tempfile.TemporaryDirectory(prefix="voiceqna-load-server-") as folder:
-            with own_server(Path(folder) / "data") as url:
-                report = go(url)
+            with own_server(Path(folder) / "data") as (url, key):
+                report = go(url, key)
     print(summary(report))
     if args.json:
         args.json.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2))

@@ -146,7 +146,8 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
         assert chunk, "the server closed the connection without an answer"
         received += chunk
     head, _, body = received.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    headers = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:])
+    length = int({k.lower(): v for k, v in headers.items()}[b"content-length"])
     while len(body) < length:
         body += sock.recv(65536)
     return int(head.split()[1]), json.loads(body)

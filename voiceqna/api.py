@@ -284,11 +284,10 @@ def add_error_handlers(api: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message, kind = str(exc.detail), "HTTPError"
         if exc.status_code == 404:
-            message, kind = f"No route {request.method} {shown(request.url.path, 80)}: see /docs for the API.", "NotFound"
+            kind = "NotFound"
+            message = f"No route {request.method} {shown(request.url.path, 80)}: see /docs for the API."
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {shown(request.url.path, 80)}: see /docs for the API."
-        elif exc.status_code == 401:
-            kind = "Unauthorized"
         return error_response(exc.status_code, message, kind, getattr(exc, "headers", None))
 
     async def disconnected(request: Request, exc: ClientDisconnect) -> JSONResponse:

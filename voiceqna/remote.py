@@ -35,7 +35,8 @@ _ERRORS_BY_TYPE: dict[str, type[VoiceQnAError]] = {
                                   Overloaded, RequestTimeout)
 }
 _ERRORS_BY_STATUS: dict[int, type[VoiceQnAError]] = {
-    400: InvalidInput, 404: NotFound, 408: RequestTimeout, 413: AudioTooLarge, 415: BadAudio, 422: InvalidInput, 503: EngineUnavailable,
+    400: InvalidInput, 404: NotFound, 408: RequestTimeout, 413: AudioTooLarge, 415: BadAudio, 422: InvalidInput,
+    503: EngineUnavailable,
 }
 
 
