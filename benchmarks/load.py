@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import ipaddress
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -41,8 +40,6 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 import requests
-
-logger = logging.getLogger("load")
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_CONVERSATIONS = 200
@@ -380,7 +377,6 @@ def main() -> None:
     parser.add_argument("--request-timeout", type=float, default=300.0, help="client timeout per request")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     def go(url: str, api_key: str) -> Report:
         return run_load(url, args.conversations, args.turns, args.audio_every, api_key, args.timeout,
