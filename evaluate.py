@@ -27,10 +27,11 @@ from pathlib import Path
 
 from voiceqna import metrics
 from voiceqna.audio import SAMPLE_RATE, decode
+from voiceqna.asr import WhisperRecognizer
 from voiceqna.compose import build_recognizer, whisper_options
 from voiceqna.config import Settings
 from voiceqna.datasets_io import SpeechSet, Utterance, open_speech_set
-from voiceqna.errors import BadAudio, VoiceQnAError
+from voiceqna.errors import BadAudio, EngineUnavailable, VoiceQnAError
 from voiceqna.metrics import ErrorCounts
 
 logger = logging.getLogger("evaluate")
@@ -97,15 +98,38 @@ class RunResult:
         }
 
 
-def run(settings: Settings, speech_set: SpeechSet, batch_size: int) -> RunResult:
-    """Load the recognizer as the app does, then transcribe every utterance, `batch_size` at once."""
-    started = time.perf_counter()
-    recognizer = build_recognizer(settings)
-    recognizer.warm_up()
-    load_s = time.perf_counter() - started
-    label = f"{settings.whisper_model} ({recognizer.compute_type}, beam {settings.whisper_beam_size})"
-    logger.info("%s: loaded in %.1f s", label, load_s)
+@dataclass(frozen=True)
+class Loaded:
+    settings: Settings
+    recognizer: WhisperRecognizer
+    load_s: float
+    """Seconds to load and warm up (0 when an earlier run already loaded the same model)."""
 
+    @property
+    def label(self) -> str:
+        return f"{self.settings.whisper_model} ({self.recognizer.compute_type}, beam {self.settings.whisper_beam_size})"
+
+
+def load(settings: Settings) -> Loaded:
+    """The recognizer exactly as the app builds it, warmed up, with the time that took."""
+    started = time.perf_counter()
+    try:
+        recognizer = build_recognizer(settings)
+        recognizer.warm_up()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise EngineUnavailable(
+            f"Could not load Whisper model {settings.whisper_model!r} with compute type "
+            f"{settings.whisper_compute_type!r} ({type(exc).__name__}: {exc}). Give a folder name under models/ "
+            "(python -m voiceqna.convert makes one), a CTranslate2 folder, or a size name or hub id when online."
+        ) from None
+    loaded = Loaded(settings, recognizer, time.perf_counter() - started)
+    logger.info("%s: loaded in %.1f s", loaded.label, loaded.load_s)
+    return loaded
+
+
+def run(loaded: Loaded, speech_set: SpeechSet, batch_size: int) -> RunResult:
+    """Transcribe every utterance, `batch_size` at once, timing only the transcriptions."""
+    recognizer, settings, label = loaded.recognizer, loaded.settings, loaded.label
     results: list[UtteranceResult] = []
     skipped: list[str] = []
     transcribe_s = 0.0
@@ -127,7 +151,7 @@ def run(settings: Settings, speech_set: SpeechSet, batch_size: int) -> RunResult
                 results.append(_score(utterance, transcript.text, samples.size / SAMPLE_RATE, seconds))
     options = dataclasses.asdict(whisper_options(settings))
     options.update(device=recognizer.device, compute_type=recognizer.compute_type, batch_size=batch_size)
-    return RunResult(label, options, results, transcribe_s, load_s, skipped)
+    return RunResult(label, options, results, transcribe_s, loaded.load_s, skipped)
 
 
 def _timed(function, *args):
@@ -278,14 +302,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base = Settings.from_env()
         speech_set = open_speech_set(args.dataset, args.split).head(args.limit)
-        runs = [run(settings, speech_set, args.batch_size) for settings in configurations(base, args)]
+        # Every model is loaded before the long loop, so a wrong name fails in seconds.
+        recognizers = [load(settings) for settings in configurations(base, args)]
     except (VoiceQnAError, ValueError) as exc:
         logger.error("evaluate.py: %s", exc)
         return 2
-    if not any(r.n for r in runs):
-        logger.error("evaluate.py: no utterance could be transcribed from %s", speech_set.description)
-        return 1
-    write_outputs(args.output, speech_set.description, runs)
+    runs: list[RunResult] = []
+    for loaded in recognizers:
+        runs.append(run(loaded, speech_set, args.batch_size))
+        if not runs[-1].n:
+            logger.error("evaluate.py: no utterance of %s could be decoded", speech_set.description)
+            return 1
+        write_outputs(args.output, speech_set.description, runs)  # after each run: a long run loses nothing
     sys.stdout.write(markdown_table(speech_set.description, runs))
     logger.info("Wrote results.json, utterances.csv, results.md and cer_vs_rtf.png to %s", args.output)
     return 0

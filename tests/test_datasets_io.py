@@ -140,3 +140,8 @@ def test_a_file_instead_of_a_folder(tmp_path, clips):
     folder = write_audiofolder(tmp_path / "set", clips)
     with pytest.raises(DatasetUnavailable, match="is a file: give the folder"):
         open_speech_set(str(folder / "metadata.csv"))
+
+
+def test_a_folder_without_any_data(tmp_path):
+    with pytest.raises(DatasetUnavailable, match="Could not read .*give an audiofolder"):
+        open_speech_set(str(tmp_path))

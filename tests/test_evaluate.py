@@ -138,3 +138,12 @@ def test_wrong_flags_are_refused_before_any_work(tmp_path):
     assert result.returncode == 2 and "give a number of 1 or more" in result.stderr
     result = run_evaluate("--dataset", str(tmp_path / "missing"))
     assert result.returncode == 2 and "No folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_model_fails_before_the_long_loop(espeak_set, tmp_path):
+    result = run_evaluate("--dataset", str(espeak_set), "--model", "base", "--model", "no-such-model",
+                          "--output", str(tmp_path / "out"), HF_HUB_OFFLINE="1")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Could not load Whisper model 'no-such-model'" in result.stderr
+    assert "python -m voiceqna.convert" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -72,7 +72,7 @@ def open_speech_set(source: str, split: str = "test") -> SpeechSet:
         metadata = _find_metadata(path, split)
         if metadata is not None:
             return _audiofolder(metadata)
-        return _hub_or_files(str(path), split)
+        return _streamed(str(path), split, local=True)
     if path.exists():
         raise DatasetUnavailable(f"{source} is a file: give the folder that holds it and its metadata.csv")
     if _looks_local(source):
@@ -80,7 +80,7 @@ def open_speech_set(source: str, split: str = "test") -> SpeechSet:
             f"No folder {source}: give an audiofolder (audio files + metadata.csv with file_name,text), "
             "a folder saved with save_to_disk, or a hub name such as Bingsu/zeroth-korean"
         )
-    return _hub_or_files(source, split)
+    return _streamed(source, split, local=False)
 
 
 def _looks_local(source: str) -> bool:
@@ -146,12 +146,18 @@ def _saved_dataset(path: Path, split: str) -> SpeechSet:
     return SpeechSet(f"{path} ({split})", len(table), lambda: _rows_of(table))
 
 
-def _hub_or_files(source: str, split: str) -> SpeechSet:
+def _streamed(source: str, split: str, local: bool) -> SpeechSet:
+    """A hub data set, or a local folder of its files (parquet), read row by row."""
     import datasets
 
     try:
         stream = datasets.load_dataset(source, split=split, streaming=True)
     except (ConnectionError, OSError) as exc:
+        if local:
+            raise DatasetUnavailable(
+                f"Could not read {source} ({type(exc).__name__}: {exc}): give an audiofolder (audio files + "
+                "metadata.csv with file_name,text), a folder saved with save_to_disk, or a data set's parquet files"
+            ) from None
         raise DatasetUnavailable(
             f"Could not fetch {source!r} ({type(exc).__name__}: {exc}). Offline? Point --dataset at a local "
             "copy: a folder of audio files with metadata.csv (file_name,text), a data set saved with "
