@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import espeak_wav, make_settings
+from tests.conftest import espeak_wav, make_settings
 from voiceqna import models
 from voiceqna.audio import decode
 from voiceqna.compose import build_recognizer

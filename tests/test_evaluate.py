@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KOREAN_READ_SPEECH, espeak_wav
+from tests.conftest import KOREAN_READ_SPEECH, espeak_wav
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.textnorm import compact, normalize
 
