@@ -6,10 +6,11 @@
     WHISPER_MODEL=my-ko python app.py            # or: python evaluate.py --model my-ko
 
 What `ct2-transformers-converter --copy_files tokenizer.json preprocessor_config.json` does,
-and three things more: the tokenizer.json is written from the checkpoint's tokenizer even
-when it only ships vocab.json/merges.txt; the language token ids are filled in when the
-checkpoint's generation config lacks them; and the model is written to a temporary folder
-that is renamed only when everything succeeded, so a failed conversion leaves nothing behind.
+and more: tokenizer.json and preprocessor_config.json are saved from the checkpoint's own
+tokenizer and feature extractor as transformers loads them; the language token ids are filled
+in when the checkpoint's generation config lacks them; and the model is written to a
+temporary folder that is renamed only when everything succeeded, so a failed conversion
+leaves nothing behind.
 Needs torch and transformers (requirements-convert.txt), not needed to run the app.
 """
 

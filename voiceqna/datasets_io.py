@@ -162,7 +162,7 @@ def _streamed(source: str, split: str, local: bool) -> SpeechSet:
             f"Could not fetch {source!r} ({type(exc).__name__}: {exc}). Offline? Point --dataset at a local "
             "copy: a folder of audio files with metadata.csv (file_name,text), a data set saved with "
             "save_to_disk, or the data set's files downloaded while online "
-            f"(huggingface-cli download {source} --repo-type dataset --local-dir DIR)."
+            f"(hf download {source} --repo-type dataset --include '*{split}*' --local-dir DIR, then --dataset DIR)."
         ) from None
     except ValueError as exc:  # an unknown split, an unreadable file
         raise DatasetUnavailable(f"Could not read {source!r}: {exc}") from None
