@@ -20,8 +20,8 @@ logger = logging.getLogger("voiceqna")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=None, help="default 7860 (page) or 5000 (--api-only)")
+    parser.add_argument("--host", default=None, help="default: HOST, else 0.0.0.0 (every interface)")
+    parser.add_argument("--port", type=int, default=None, help="default: PORT, else 7860 (page) or 5000 (--api-only)")
     parser.add_argument("--api-only", action="store_true", help="serve only the REST routes, at the root")
     parser.add_argument("--ssl", action="store_true", help="serve HTTPS so browsers allow the microphone")
     parser.add_argument("--ssl-certfile", help="your certificate (PEM); default: a self-signed one")
@@ -55,11 +55,11 @@ def build_app(settings: Settings, service, api_only: bool):
     import gradio as gr
     from fastapi import FastAPI
 
-    from voiceqna.ui import build_page
+    from voiceqna.ui import build_page, mount_options
 
     root = FastAPI(title="Korean Voice Q&A", docs_url=None, redoc_url=None)
     root.mount("/api", api)
-    return gr.mount_gradio_app(root, build_page(service, settings), path="/")
+    return gr.mount_gradio_app(root, build_page(service, settings), path="/", **mount_options(settings))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_env()
     service = build_service(settings, warm_up=not args.no_warm_up)
     app = build_app(settings, service, args.api_only)
-    port = args.port or (5000 if args.api_only else 7860)
+    host = args.host or settings.host
+    port = args.port or settings.port or (5000 if args.api_only else 7860)
     ssl = {}
     if args.ssl or args.ssl_certfile:
         from voiceqna.tls import ensure_certificate
@@ -78,8 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     scheme = "https" if ssl else "http"
-    logger.info("Serving on %s://%s:%d%s", scheme, args.host, port, "" if args.api_only else " (REST under /api)")
-    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level.lower(), **ssl)
+    logger.info("Serving on %s://%s:%d%s", scheme, host, port, "" if args.api_only else " (REST under /api)")
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level.lower(), **ssl)
 
 
 if __name__ == "__main__":
