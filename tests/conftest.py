@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -66,3 +67,27 @@ def korean_wav(tmp_path: Path):
     """Factory: korean_wav("안녕하세요") -> Path of a WAV of espeak-ng saying it."""
     counter = iter(range(1_000_000))
     return lambda text, rate_wpm=130: espeak_wav(text, tmp_path / f"espeak-{next(counter)}.wav", rate_wpm)
+
+
+# --- live REST API servers (python app.py --api-only on loopback), shared by the HTTP tests ---
+
+
+@pytest.fixture(scope="session")
+def api_url(tmp_path_factory) -> Iterator[str]:
+    """An open API server as the seed ran it: offline engines, SQLite; uploads limited to 1 MB."""
+    from live_server import live_api
+
+    with live_api(tmp_path_factory.mktemp("api") / "data", max_upload_mb="1") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def locked_api_url(tmp_path_factory) -> Iterator[str]:
+    """A server that needs API_KEY, allows CORS from one origin, accepts 2 s of audio, and whose
+    chat engine is an OpenAI-compatible server that is down (every answer fails with 503)."""
+    from live_server import API_KEY, CORS_ORIGIN, free_port, live_api
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    with live_api(tmp_path_factory.mktemp("locked-api") / "data", api_key=API_KEY, cors_origins=CORS_ORIGIN,
+                  max_audio_s="2", chat_engine="openai", openai_api_key="unused", openai_base_url=dead) as url:
+        yield url

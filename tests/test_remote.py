@@ -1,0 +1,95 @@
+"""RemoteService against a live API server: the same interface, dataclasses and errors as ChatService."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from live_server import API_KEY, free_port
+from voiceqna.errors import AudioTooLarge, BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, NotFound
+from voiceqna.remote import RemoteService
+from voiceqna.service import ChatService, EngineInfo, Message, TurnResult
+from voiceqna.textnorm import compact
+
+CLIP = "sub100100a00000.wav"  # 2.7 s: "저 식당 음식이 정말 맛있나 봐요."
+EARLIER = [Message("user", "안녕", b"client bytes"), Message("assistant", "안녕하세요!")]
+
+
+@pytest.fixture(scope="module")
+def clip(read_speech):
+    (found,) = [c for c in read_speech if c.path.name == CLIP]
+    return found
+
+
+def test_remote_round_trip_create_send_audio_get_reset(api_url, clip):
+    remote = RemoteService(api_url)
+    conversation_id = remote.create(EARLIER)
+    assert remote.get(conversation_id) == EARLIER
+
+    turn = remote.send_audio(conversation_id, clip.path.read_bytes())
+    assert isinstance(turn, TurnResult) and turn.conversation_id == conversation_id
+    assert compact(turn.transcript) == compact(clip.text)
+    assert turn.text and turn.audio[:4] == b"RIFF" and turn.stored and turn.audio_error == ""
+    assert turn.timings.asr_ms > 0 and turn.timings.total_ms >= turn.timings.asr_ms
+
+    messages = remote.get(conversation_id)
+    assert messages[:2] == EARLIER
+    assert [(m.role, m.text) for m in messages[2:]] == [("user", turn.transcript), ("assistant", turn.text)]
+    assert messages[2].audio[:4] == b"RIFF" and messages[3].audio == turn.audio
+
+    remote.reset(conversation_id)
+    assert remote.get(conversation_id) == []
+
+
+def test_remote_send_text_and_info(api_url):
+    remote = RemoteService(api_url + "/")
+    conversation_id = remote.create()
+    turn = remote.send_text(conversation_id, "이름이 뭐예요?")
+    assert turn.transcript == "이름이 뭐예요?" and "챗봇" in turn.text and turn.audio[:4] == b"RIFF"
+    assert [m.role for m in remote.get(conversation_id)] == ["user", "assistant"]
+    info = remote.info
+    assert isinstance(info, EngineInfo) and "Whisper" in info.recognizer and info.chat == "offline knowledge base"
+    assert remote.limits.max_upload_bytes == 1024 * 1024
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda r, cid: r.get("0123456789abcdef01234567"), NotFound),
+    (lambda r, cid: r.reset("not-an-id/../create"), NotFound),
+    (lambda r, cid: r.create([Message("robot", "hi")]), InvalidInput),
+    (lambda r, cid: r.send_text(cid, "   "), InvalidInput),
+    (lambda r, cid: r.send_audio(cid, b""), EmptyAudio),
+    (lambda r, cid: r.send_audio(cid, b"not audio at all" * 20), BadAudio),
+    (lambda r, cid: r.send_audio(cid, bytes(2 * 1024 * 1024)), AudioTooLarge),
+])
+def test_remote_raises_the_servers_error_types_and_loses_nothing(api_url, call, error):
+    remote = RemoteService(api_url)
+    conversation_id = remote.create(EARLIER)
+    with pytest.raises(error) as raised:
+        call(remote, conversation_id)
+    assert len(str(raised.value)) > 10
+    assert remote.get(conversation_id) == EARLIER
+
+
+def test_remote_with_the_key_and_with_the_chat_engine_down(locked_api_url):
+    with pytest.raises(EngineUnavailable, match="API_KEY"):
+        RemoteService(locked_api_url).create()
+    remote = RemoteService(locked_api_url, api_key=API_KEY)
+    conversation_id = remote.create(EARLIER)
+    with pytest.raises(EngineUnavailable, match="chat engine"):
+        remote.send_text(conversation_id, "안녕")
+    assert remote.get(conversation_id) == EARLIER
+
+
+def test_remote_server_that_is_not_running_is_engine_unavailable():
+    remote = RemoteService(f"http://127.0.0.1:{free_port()}", timeout_s=5)
+    with pytest.raises(EngineUnavailable, match="API_URL"):
+        remote.create()
+
+
+def test_remote_has_the_chat_service_interface():
+    for name in ("create", "get", "send_text", "send_audio", "reset"):
+        local, remote = inspect.signature(getattr(ChatService, name)), inspect.signature(getattr(RemoteService, name))
+        assert list(local.parameters) == list(remote.parameters), name
+        assert [p.default for p in local.parameters.values()] == [p.default for p in remote.parameters.values()]
+    assert isinstance(ChatService.info, property) and isinstance(RemoteService.info, property)
