@@ -165,7 +165,8 @@ def test_engine_info_names_the_model_device_and_engines(handlers):
 
 
 def test_timings_table_lists_each_stage_and_marks_skipped_ones():
-    table = format_timings(Timings(decode_ms=12.4, asr_ms=1530.0, chat_ms=0.0, tts_ms=40.2, store_ms=1.0, total_ms=1600))
+    timings = Timings(decode_ms=12.4, asr_ms=1530.0, chat_ms=0.0, tts_ms=40.2, store_ms=1.0, total_ms=1600.0)
+    table = format_timings(timings)
     rows = dict(line.strip("| ").split(" | ") for line in table.splitlines()[2:])
     assert rows["음성 인식 (Whisper)"] == "1.53 s"
     assert rows["오디오 변환 (decode)"] == "12 ms"
