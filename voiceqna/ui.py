@@ -38,7 +38,7 @@ def mount_options(settings: Settings) -> dict:
         "js": (ASSETS / "page.js").read_text(encoding="utf-8"),
         "max_file_size": settings.max_upload_bytes,
         "ssr_mode": False,
-        "footer_links": ["settings"],  # not Gradio's API page: the REST API is at /api (linked on the page)
+        "footer_links": ["gradio", "settings"],  # not Gradio's API page: the REST API is /api, linked on the page
     }
 
 
