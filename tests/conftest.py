@@ -12,6 +12,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.live_server import API_KEY, CORS_ORIGIN, free_port, live_api
 from voiceqna.compose import build_recognizer
 from voiceqna.config import PROJECT_ROOT, Settings
 
@@ -75,8 +76,6 @@ def korean_wav(tmp_path: Path):
 @pytest.fixture(scope="session")
 def api_url(tmp_path_factory) -> Iterator[str]:
     """An open API server as the seed ran it: offline engines, SQLite; uploads limited to 1 MB."""
-    from live_server import live_api
-
     with live_api(tmp_path_factory.mktemp("api") / "data", max_upload_mb="1") as url:
         yield url
 
@@ -85,8 +84,6 @@ def api_url(tmp_path_factory) -> Iterator[str]:
 def locked_api_url(tmp_path_factory) -> Iterator[str]:
     """A server that needs API_KEY, allows CORS from one origin, accepts 2 s of audio, and whose
     chat engine is an OpenAI-compatible server that is down (every answer fails with 503)."""
-    from live_server import API_KEY, CORS_ORIGIN, free_port, live_api
-
     dead = f"http://127.0.0.1:{free_port()}/v1"
     with live_api(tmp_path_factory.mktemp("locked-api") / "data", api_key=API_KEY, cors_origins=CORS_ORIGIN,
                   max_audio_s="2", chat_engine="openai", openai_api_key="unused", openai_base_url=dead) as url:

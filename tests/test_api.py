@@ -16,7 +16,7 @@ import requests
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from live_server import API_KEY, CORS_ORIGIN
+from tests.live_server import API_KEY, CORS_ORIGIN
 from voiceqna.api import create_api
 from voiceqna.compose import build_service
 from voiceqna.textnorm import compact
@@ -300,6 +300,8 @@ def test_upload_over_the_limit_is_413(api_url, how):
     ({"files": {"audio": (None, "some text")}}, 415, "not a file"),
     ({"files": {"sound": ("a.wav", b"RIFF", "audio/wav"), "other": ("b.wav", b"RIFF", "audio/wav")}}, 400,
      "no 'audio' field"),
+    ({"data": b"RIFF....WAVEfmt ", "headers": {"Content-Type": "multipart/form-data; boundary=xyz"}}, 400,
+     "multipart body could not be read"),
 ])
 def test_not_audio_is_rejected_and_stores_nothing(api_url, kwargs, status, mentions):
     conversation_id = create(api_url, SEED_CREATE)

@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from live_server import API_KEY, free_port
+from tests.live_server import API_KEY, free_port
 from voiceqna.errors import AudioTooLarge, BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, NotFound
 from voiceqna.remote import RemoteService
 from voiceqna.service import ChatService, EngineInfo, Message, TurnResult

@@ -370,7 +370,13 @@ async def read_audio(request: Request, limit: int) -> bytes:
 
 
 async def form_audio(request: Request) -> bytes:
-    form = await request.form(max_files=8, max_fields=32)
+    try:
+        form = await request.form(max_files=8, max_fields=32)
+    except StarletteHTTPException as exc:  # Starlette's word for a malformed multipart body
+        raise InvalidInput(
+            f"The multipart body could not be read ({exc.detail}): send the recording as multipart "
+            "field 'audio', or as the raw body with Content-Type audio/wav."
+        ) from None
     try:
         field = form.get("audio")
         if field is None:

@@ -74,9 +74,11 @@ def assemble_bundled_base(target: Path) -> Path | None:
     if part1 is None or part2 is None:
         return None
     target.mkdir(parents=True, exist_ok=True)
-    for name in _BUNDLED_FILES:
-        shutil.copyfile(part1 / name, target / name)
-    partial = target / f"model.bin.{os.getpid()}.tmp"
+    suffix = f".{os.getpid()}.tmp"
+    for name in _BUNDLED_FILES:  # copy then rename: a concurrent loader never reads half a file
+        shutil.copyfile(part1 / name, target / (name + suffix))
+        os.replace(target / (name + suffix), target / name)
+    partial = target / ("model.bin" + suffix)
     with open(partial, "wb") as out:
         for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
             with open(part, "rb") as handle:

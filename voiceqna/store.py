@@ -18,7 +18,7 @@ from typing import Protocol, Sequence
 
 from voiceqna.errors import EngineUnavailable, NotFound
 
-ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
+ID_PATTERN = re.compile(r"\A[0-9a-f]{24}\Z")  # \Z, not $: `$` also accepts a trailing newline
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def new_id() -> str:
 
 
 def check_id(conversation_id: str) -> str:
-    if not isinstance(conversation_id, str) or not ID_PATTERN.match(conversation_id):
+    if not isinstance(conversation_id, str) or not ID_PATTERN.fullmatch(conversation_id):
         raise NotFound(f"No conversation {conversation_id!r}: ids are 24 hexadecimal characters from /create.")
     return conversation_id
 

@@ -1,0 +1,72 @@
+"""A FAKE OpenAI-compatible server on loopback, for tests: OpenAI's API cannot be reached here.
+
+It records every request and answers /v1/chat/completions and /v1/audio/speech the way the
+real API does (shape only). `fail_with` makes it answer an HTTP error, `delay_s` makes it slow.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+from voiceqna.audio import encode_wav
+
+
+@dataclass
+class FakeOpenAI:
+    answer: str = "서울이에요."
+    fail_with: int = 0
+    delay_s: float = 0.0
+    requests: list[dict] = field(default_factory=list)
+    headers: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                fake.requests.append({"path": self.path, **body})
+                fake.headers.append({k.lower(): v for k, v in self.headers.items()})
+                time.sleep(fake.delay_s)
+                if fake.fail_with:
+                    return self._send(fake.fail_with, "application/json",
+                                      json.dumps({"error": {"message": "fake failure"}}).encode())
+                if self.path.endswith("/chat/completions"):
+                    payload = {
+                        "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"],
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": fake.answer}}],
+                    }
+                    return self._send(200, "application/json", json.dumps(payload).encode())
+                if self.path.endswith("/audio/speech"):
+                    tone = 0.3 * np.sin(np.arange(24_000) / 24_000 * 2 * np.pi * 220)
+                    return self._send(200, "audio/wav", encode_wav(tone.astype(np.float32), 24_000))
+                self._send(404, "application/json", b'{"error": {"message": "not found"}}')
+
+            def _send(self, status: int, kind: str, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

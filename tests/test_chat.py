@@ -1,0 +1,85 @@
+import pytest
+
+from tests.fake_openai import FakeOpenAI
+from voiceqna.chat import FALLBACK_ANSWER, SYSTEM_PROMPT, OfflineChatEngine, OpenAIChatEngine, Turn
+from voiceqna.config import Settings
+from voiceqna.errors import EngineUnavailable
+from voiceqna.knowledge import KnowledgeBase
+
+
+@pytest.fixture
+def offline():
+    return OfflineChatEngine(KnowledgeBase.load(Settings().knowledge_base))
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("한국의 수도는 어디야?", "서울"),
+        ("한국에 수도가 어디에요", "서울"),  # recognizer-style spelling error
+        ("한국의수도는어디야", "서울"),  # no spaces
+        ("한 국 의 수 도 는 어 디 야", "서울"),  # a space between every syllable
+        ("김치 어떻게 만들어요", "배추"),
+        ("김치는 어떻게 만드러", "배추"),  # phonetic spelling
+        ("훈민정음은 누가 만들었나요", "세종대왕"),
+        ("혹시 지금 몇 시인지 알려 줄래", "지금은"),
+        ("119 번호", "일일구"),
+    ],
+)
+def test_offline_engine_answers_despite_typos_and_spacing(offline, question, expected):
+    assert expected in offline.reply([], question)
+
+
+@pytest.mark.parametrize("question", ["양자역학의 원리를 설명해 주세요", "저 식당 음식이 정말 맛있나 봐요", "ㅋㅋㅋ"])
+def test_offline_engine_falls_back_politely(offline, question):
+    assert offline.reply([], question) == FALLBACK_ANSWER
+
+
+def test_time_answers_are_filled_in(offline):
+    answer = offline.reply([], "오늘 며칠이야")
+    assert "{" not in answer and "년" in answer and "요일" in answer
+
+
+def test_a_broken_knowledge_base_file_says_the_fix(tmp_path):
+    path = tmp_path / "kb.json"
+    path.write_text('[{"question": "x"}]')
+    with pytest.raises(ValueError, match="questions"):
+        KnowledgeBase.load(path)
+    with pytest.raises(ValueError, match="KNOWLEDGE_BASE"):
+        KnowledgeBase.load(tmp_path / "missing.json")
+
+
+@pytest.fixture
+def fake_openai():
+    server = FakeOpenAI()
+    yield server
+    server.close()
+
+
+def test_openai_engine_against_a_fake_server_sends_model_prompt_and_bounded_history(fake_openai):
+    engine = OpenAIChatEngine(api_key="sk-test", model="my-model", base_url=fake_openai.base_url, history_messages=4)
+    history = [Turn("user" if i % 2 == 0 else "assistant", f"메시지 {i}") for i in range(10)]
+    assert engine.reply(history, "한국의 수도는?") == "서울이에요."
+    (request,) = fake_openai.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["model"] == "my-model"
+    messages = request["messages"]
+    assert messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert "한국어" in messages[0]["content"]
+    assert [m["content"] for m in messages[1:-1]] == ["메시지 6", "메시지 7", "메시지 8", "메시지 9"]
+    assert messages[-1] == {"role": "user", "content": "한국의 수도는?"}
+    assert fake_openai.headers[0]["authorization"] == "Bearer sk-test"
+
+
+def test_openai_engine_errors_become_engine_unavailable(fake_openai):
+    fake_openai.fail_with = 500
+    engine = OpenAIChatEngine(api_key="sk-test", model="m", base_url=fake_openai.base_url)
+    with pytest.raises(EngineUnavailable, match="OPENAI_BASE_URL"):
+        engine.reply([], "안녕")
+
+
+def test_openai_engine_times_out(fake_openai):
+    fake_openai.delay_s = 2.0
+    engine = OpenAIChatEngine(api_key="sk-test", model="m", base_url=fake_openai.base_url, timeout_s=0.3)
+    with pytest.raises(EngineUnavailable):
+        engine.reply([], "안녕")
