@@ -8,7 +8,7 @@ import gradio
 import pytest
 
 from app import listen_address, parse_args, ssl_options
-from conftest import make_settings
+from tests.conftest import make_settings
 from voiceqna.config import PROJECT_ROOT
 
 

@@ -25,7 +25,7 @@ import pytest
 import requests
 import urllib3
 
-from live_server import free_port, server_env, tail
+from tests.live_server import free_port, server_env, tail
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.textnorm import compact
 

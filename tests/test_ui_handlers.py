@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_settings
+from tests.conftest import make_settings
 from voiceqna.compose import build_service
 from voiceqna.service import Timings
 from voiceqna.store import Message
