@@ -13,7 +13,7 @@ from voiceqna.compose import build_service
 from voiceqna.service import Timings
 from voiceqna.store import Message
 from voiceqna.textnorm import compact
-from voiceqna.ui_handlers import NO_TURN_YET, AudioFiles, PageHandlers, audio_suffix, format_timings
+from voiceqna.ui_handlers import AudioFiles, PageHandlers, audio_suffix, format_timings
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_spoken_question_becomes_two_bubbles_with_a_playable_answer(handlers, se
     assert answer == service.get(update.conversation_id)[1].text
     assert is_wav(update.answer_audio)
     assert update.chat[1]["content"][1]["path"] == update.answer_audio  # the bubble can replay it
-    assert "음성 인식" in update.timings and NO_TURN_YET not in update.timings
+    assert "| 음성 인식 (Whisper) |" in update.timings
     assert update.status.startswith("✅")
 
 
@@ -128,7 +128,7 @@ def test_engine_error_is_shown_not_raised_and_loses_nothing(handlers, service):
 
     assert "엔진 오류" in update.error and "ConnectionError" in update.error
     assert "Traceback" not in update.error
-    assert update.chat == start.chat
+    assert update.chat == start.chat and update.timings is None  # the last turn's timings stay shown
     assert len(service.get(start.conversation_id)) == 2
 
 

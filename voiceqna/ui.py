@@ -193,12 +193,13 @@ def _reopen(handlers: PageHandlers, saved: str) -> tuple:
 
 
 def _as_outputs(update: PageUpdate) -> tuple:
+    """Values for `turn_outputs`; a failure leaves the last answer and its timings in place."""
     return (
         update.conversation_id,
         update.conversation_id,
         update.chat,
-        update.answer_audio,
+        gr.skip() if update.error else update.answer_audio,
         update.status,
-        update.timings,
+        gr.skip() if update.timings is None else update.timings,
         update.conversation_id,
     )

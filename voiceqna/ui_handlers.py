@@ -61,10 +61,10 @@ class PageUpdate:
     """Path of the newest answer's audio, played once as it arrives; None: nothing to play."""
     status: str = ""
     """One line for the user: what happened, or what went wrong and what to do."""
-    timings: str = NO_TURN_YET
+    timings: str | None = None
+    """The last turn's stages as a Markdown table; None leaves the table as it is."""
     error: str = ""
     """Set when the action failed: the page shows it as a warning and keeps the user's input."""
-    transcript: str = ""
 
 
 class AudioFiles:
@@ -146,7 +146,7 @@ class PageHandlers:
         try:
             conversation_id = self.service.create()
         except Exception as exc:
-            return PageUpdate("", [], error=describe_error(exc), status=describe_error(exc))
+            return failed("", [], exc)
         return PageUpdate(conversation_id, [], status=f"새 대화를 시작했어요 (new conversation): `{conversation_id}`")
 
     def open_conversation(self, conversation_id: str, chat: list[ChatMessage], current_id: str) -> PageUpdate:
@@ -154,7 +154,7 @@ class PageHandlers:
         try:
             messages = self.service.get(conversation_id)
         except Exception as exc:
-            return PageUpdate(current_id, chat, error=describe_error(exc), status=describe_error(exc))
+            return failed(current_id, chat, exc)
         return PageUpdate(
             conversation_id,
             self.chat_messages(messages),
@@ -163,19 +163,16 @@ class PageHandlers:
 
     def ask_text(self, conversation_id: str, chat: list[ChatMessage], text: str) -> PageUpdate:
         if not (text or "").strip():
-            error = describe_error(InvalidInput("The message is empty: type a question first."))
-            return PageUpdate(conversation_id, chat, error=error, status=error)
+            return failed(conversation_id, chat, InvalidInput("The message is empty: type a question first."))
         return self._turn(conversation_id, chat, lambda cid: self.service.send_text(cid, text))
 
     def ask_audio(self, conversation_id: str, chat: list[ChatMessage], audio_path: str | None) -> PageUpdate:
         if not audio_path:
-            error = describe_error(EmptyAudio("Nothing was recorded: press record, speak, then stop."))
-            return PageUpdate(conversation_id, chat, error=error, status=error)
+            return failed(conversation_id, chat, EmptyAudio("Nothing was recorded: press record, speak, then stop."))
         try:
             data = Path(audio_path).read_bytes()
         except OSError as exc:
-            error = describe_error(BadAudio(f"The upload could not be read ({exc}): try again."))
-            return PageUpdate(conversation_id, chat, error=error, status=error)
+            return failed(conversation_id, chat, BadAudio(f"The upload could not be read ({exc}): try again."))
         return self._turn(conversation_id, chat, lambda cid: self.service.send_audio(cid, data))
 
     def _turn(self, conversation_id: str, chat: list[ChatMessage], send) -> PageUpdate:
@@ -184,16 +181,9 @@ class PageHandlers:
                 conversation_id = self.service.create()
             result: TurnResult = send(conversation_id)
         except Exception as exc:
-            error = describe_error(exc)
-            return PageUpdate(conversation_id, chat, error=error, status=error)
+            return failed(conversation_id, chat, exc)
         answer_audio = self.files.save(result.audio) if result.audio else None
-        update = PageUpdate(
-            conversation_id,
-            chat,
-            answer_audio=answer_audio,
-            timings=format_timings(result.timings),
-            transcript=result.transcript,
-        )
+        update = PageUpdate(conversation_id, chat, answer_audio=answer_audio, timings=format_timings(result.timings))
         if not result.stored:
             return replace(update, status="🔇 말소리가 들리지 않았어요 (no speech heard): 마이크에 가까이 대고 다시 말씀해 주세요.")
         chat = list(chat) + [
@@ -222,6 +212,12 @@ class PageHandlers:
         if audio_path:
             content.append({"path": audio_path, "alt_text": "답변 음성 (answer audio)"})
         return {"role": "assistant", "content": content}
+
+
+def failed(conversation_id: str, chat: list[ChatMessage], exc: Exception) -> PageUpdate:
+    """The page as it was, with the error on the status line and as a warning."""
+    message = describe_error(exc)
+    return PageUpdate(conversation_id, chat, status=message, error=message)
 
 
 def describe_error(exc: Exception) -> str:
