@@ -20,8 +20,8 @@ logger = logging.getLogger("voiceqna")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=None, help="default 7860 (page) or 5000 (--api-only)")
+    parser.add_argument("--host", default=None, help="default: HOST, else 0.0.0.0 (every interface)")
+    parser.add_argument("--port", type=int, default=None, help="default: PORT, else 7860 (page) or 5000 (--api-only)")
     parser.add_argument("--api-only", action="store_true", help="serve only the REST routes, at the root")
     parser.add_argument("--ssl", action="store_true", help="serve HTTPS so browsers allow the microphone")
     parser.add_argument("--ssl-certfile", help="your certificate (PEM); default: a self-signed one")
@@ -55,31 +55,48 @@ def build_app(settings: Settings, service, api_only: bool):
     import gradio as gr
     from fastapi import FastAPI
 
-    from voiceqna.ui import build_page
+    from voiceqna.ui import build_page, mount_options
 
     root = FastAPI(title="Korean Voice Q&A", docs_url=None, redoc_url=None)
     root.mount("/api", api)
-    return gr.mount_gradio_app(root, build_page(service, settings), path="/")
+    return gr.mount_gradio_app(root, build_page(service, settings), path="/", **mount_options(settings))
+
+
+def listen_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
+    """Flags win over HOST/PORT; the defaults, 0.0.0.0:7860, are what a Hugging Face Space expects."""
+    return args.host or settings.host, args.port or settings.port or (5000 if args.api_only else 7860)
+
+
+def ssl_options(args: argparse.Namespace, settings: Settings, port: int) -> dict[str, str]:
+    """uvicorn's ssl_certfile/ssl_keyfile for --ssl (made once in DATA_DIR unless given); {} for HTTP."""
+    if not (args.ssl or args.ssl_certfile or args.ssl_keyfile):
+        return {}
+    from voiceqna.tls import ensure_certificate, machine_names
+
+    try:
+        certfile, keyfile = ensure_certificate(settings.data_dir, args.ssl_certfile, args.ssl_keyfile)
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"app.py: {exc}") from None
+    if not args.ssl_certfile:
+        lan = [a for a in machine_names()[1] if a not in ("127.0.0.1", "::1")]
+        logger.info("Self-signed certificate %s: on other machines open %s and accept the browser's warning",
+                    certfile, ", ".join(f"https://{a}:{port}" for a in lan) or f"https://<this machine>:{port}")
+    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
+    host, port = listen_address(args, settings)
+    ssl = ssl_options(args, settings, port)  # before the engines load: a wrong flag fails at once
     service = build_service(settings, warm_up=not args.no_warm_up)
     app = build_app(settings, service, args.api_only)
-    port = args.port or (5000 if args.api_only else 7860)
-    ssl = {}
-    if args.ssl or args.ssl_certfile:
-        from voiceqna.tls import ensure_certificate
-
-        certfile, keyfile = ensure_certificate(settings.data_dir, args.ssl_certfile, args.ssl_keyfile)
-        ssl = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
     import uvicorn
 
     scheme = "https" if ssl else "http"
-    logger.info("Serving on %s://%s:%d%s", scheme, args.host, port, "" if args.api_only else " (REST under /api)")
-    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level.lower(), **ssl)
+    logger.info("Serving on %s://%s:%d%s", scheme, host, port, "" if args.api_only else " (REST under /api)")
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level.lower(), **ssl)
 
 
 if __name__ == "__main__":
