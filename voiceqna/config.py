@@ -72,6 +72,10 @@ class Settings:
     """Spoken turns that may queue for the recognizer; beyond that, 503 with Retry-After (load shedding)."""
 
     # --- front doors ---
+    host: str = "0.0.0.0"
+    """Interface `python app.py` listens on (--host wins); 0.0.0.0 is every one, as a Space needs."""
+    port: int = 0
+    """Port (--port wins); 0 means 7860 for the page (a Space's port) or 5000 with --api-only."""
     api_key: str = ""
     """When set, REST requests need `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
     cors_origins: str = ""
