@@ -8,15 +8,13 @@ import os
 import uuid
 from pathlib import Path
 
-import gradio as gr
 import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from app import mount_page
+from app import build_app
 from tests.conftest import make_settings
 from tests.live_server import live_api
-from voiceqna.api import create_api
 from voiceqna.compose import build_service
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.store import ID_PATTERN, new_id
@@ -69,16 +67,12 @@ def test_the_key_must_match_whole(server, headers, status):
 
 
 def test_the_page_and_its_own_api_need_the_key_too(tmp_path, recognizer):
-    """The app as `python app.py` mounts it: REST routes at /api, a (small, real) Gradio page at /."""
+    """The app as `python app.py` builds it: the real page at /, the REST routes at /api."""
     settings = make_settings(tmp_path / "data", api_key=KEY)
-    with gr.Blocks() as page:
-        box = gr.Textbox()
-        gr.Button().click(lambda text: text, box, box, api_name="echo")
-    app = mount_page(create_api(build_service(settings, recognizer), settings), page, settings)
-    client = TestClient(app)
+    client = TestClient(build_app(settings, build_service(settings, recognizer), api_only=False))
     assert client.get("/").status_code == 200  # the login form
-    for method, path in [("GET", "/config"), ("GET", "/gradio_api/info"), ("POST", "/gradio_api/call/echo"),
-                         ("POST", "/gradio_api/queue/join"), ("POST", "/gradio_api/upload"),
+    for method, path in [("GET", "/config"), ("GET", "/gradio_api/info"), ("POST", "/gradio_api/queue/join"),
+                         ("POST", "/gradio_api/upload"), ("GET", "/gradio_api/file=/etc/hostname"),
                          ("GET", "/api/info"), ("POST", "/api/create"), ("GET", "/api/docs"),
                          ("GET", "/openapi.json"), ("GET", "/docs")]:
         assert client.request(method, path, json={"data": ["a"]}).status_code in (401, 404), (method, path)
@@ -88,6 +82,12 @@ def test_the_page_and_its_own_api_need_the_key_too(tmp_path, recognizer):
     assert client.post("/login", data={"username": "me", "password": KEY}).status_code == 200
     assert client.get("/config").status_code == 200 and client.get("/gradio_api/info").status_code == 200
     assert client.post("/api/create", json={}, headers={"X-API-Key": KEY}).status_code == 201
+
+
+def test_without_a_key_the_page_opens_directly(tmp_path, recognizer):
+    settings = make_settings(tmp_path / "data")
+    client = TestClient(build_app(settings, build_service(settings, recognizer), api_only=False))
+    assert client.get("/config").status_code == 200 and client.get("/api/health").status_code == 200
 
 
 def test_ids_are_random_not_sequential(server):
