@@ -181,7 +181,7 @@ def test_a_corrupt_whisper_model_stops_the_server_at_start_with_the_fix(tmp_path
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     log = result.stdout + result.stderr
     assert result.returncode == 2, log
-    assert "Cannot start" in log and "could not be loaded" in log and "WHISPER_MODEL" in log
+    assert "Cannot start: Could not load Whisper model" in log and "WHISPER_MODEL" in log
     assert "Traceback" not in log
 
 

@@ -114,9 +114,9 @@ def load_model(options: WhisperOptions, models_dir) -> tuple[object, str, str]:
                 )
             except Exception as exc:  # CTranslate2, tokenizers and the hub each raise their own types
                 raise EngineUnavailable(
-                    f"The Whisper model {path!r} could not be loaded ({type(exc).__name__}: {str(exc)[:200]}): "
-                    "set WHISPER_MODEL to a CTranslate2 Whisper folder (model.bin, config.json, tokenizer.json), "
-                    "a name under MODELS_DIR, or 'base' for the bundled model."
+                    f"Could not load Whisper model {options.model!r} ({type(exc).__name__}: {str(exc)[:200]}): "
+                    "set WHISPER_MODEL to a folder name under MODELS_DIR (python -m voiceqna.convert makes one), "
+                    "a CTranslate2 folder, 'base' for the bundled model, or a size name or hub id when online."
                 ) from None
         return _MODEL_CACHE[key], device, compute_type
 
