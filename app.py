@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
+import sys
 
 from voiceqna.config import Settings
+from voiceqna.errors import VoiceQnAError
 
 logger = logging.getLogger("voiceqna")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=None, help="default 7860 (page) or 5000 (--api-only)")
+    parser.add_argument("--host", default=None, help="default: HOST, else 0.0.0.0 (every interface)")
+    parser.add_argument("--port", type=int, default=None, help="default: PORT, else 7860 (page) or 5000 (--api-only)")
     parser.add_argument("--api-only", action="store_true", help="serve only the REST routes, at the root")
     parser.add_argument("--ssl", action="store_true", help="serve HTTPS so browsers allow the microphone")
     parser.add_argument("--ssl-certfile", help="your certificate (PEM); default: a self-signed one")
@@ -52,34 +55,71 @@ def build_app(settings: Settings, service, api_only: bool):
     api = create_api(service, settings)
     if api_only:
         return api
+    from voiceqna.ui import build_page, mount_options
+
+    return mount_page(api, build_page(service, settings), settings, mount_options(settings))
+
+
+def mount_page(api, page, settings: Settings, options: dict | None = None):
+    """The page at / and the REST routes at /api. With API_KEY set, neither answers without it:
+    the routes want it in a header, the page asks for it in its login form (any user name, the
+    key as password) before its own API (/gradio_api/…) answers."""
     import gradio as gr
     from fastapi import FastAPI
 
-    from voiceqna.ui import build_page
-
-    root = FastAPI(title="Korean Voice Q&A", docs_url=None, redoc_url=None)
+    root = FastAPI(title="Korean Voice Q&A", docs_url=None, redoc_url=None, openapi_url=None)
     root.mount("/api", api)
-    return gr.mount_gradio_app(root, build_page(service, settings), path="/")
+    no_docs = {"openapi_url": None, "docs_url": None, "redoc_url": None}  # Gradio's own route list stays private
+    return gr.mount_gradio_app(root, page, path="/", auth=page_login(settings.api_key), app_kwargs=no_docs,
+                               **(options or {}))
+
+
+def page_login(api_key: str):
+    """The page's login check (None: no login, when API_KEY is unset)."""
+    if not api_key:
+        return None
+    return lambda username, password: secrets.compare_digest(str(password).encode(), api_key.encode())
+
+
+def listen_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
+    """Flags win over HOST/PORT; the defaults, 0.0.0.0:7860, are what a Hugging Face Space expects."""
+    return args.host or settings.host, args.port or settings.port or (5000 if args.api_only else 7860)
+
+
+def ssl_options(args: argparse.Namespace, settings: Settings, port: int) -> dict[str, str]:
+    """uvicorn's ssl_certfile/ssl_keyfile for --ssl (made once in DATA_DIR unless given); {} for HTTP."""
+    if not (args.ssl or args.ssl_certfile or args.ssl_keyfile):
+        return {}
+    from voiceqna.tls import ensure_certificate, machine_names
+
+    try:
+        certfile, keyfile = ensure_certificate(settings.data_dir, args.ssl_certfile, args.ssl_keyfile)
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"app.py: {exc}") from None
+    if not args.ssl_certfile:
+        lan = [a for a in machine_names()[1] if a not in ("127.0.0.1", "::1")]
+        logger.info("Self-signed certificate %s: on other machines open %s and accept the browser's warning",
+                    certfile, ", ".join(f"https://{a}:{port}" for a in lan) or f"https://<this machine>:{port}")
+    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env()
-    service = build_service(settings, warm_up=not args.no_warm_up)
+    try:
+        settings = Settings.from_env()
+        host, port = listen_address(args, settings)
+        ssl = ssl_options(args, settings, port)  # before the engines load: a wrong flag fails at once
+        service = build_service(settings, warm_up=not args.no_warm_up)
+    except (ValueError, VoiceQnAError) as exc:  # a setting or an engine that cannot start: say the fix, no traceback
+        logger.error("Cannot start: %s", exc)
+        sys.exit(2)
     app = build_app(settings, service, args.api_only)
-    port = args.port or (5000 if args.api_only else 7860)
-    ssl = {}
-    if args.ssl or args.ssl_certfile:
-        from voiceqna.tls import ensure_certificate
-
-        certfile, keyfile = ensure_certificate(settings.data_dir, args.ssl_certfile, args.ssl_keyfile)
-        ssl = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
     import uvicorn
 
     scheme = "https" if ssl else "http"
-    logger.info("Serving on %s://%s:%d%s", scheme, args.host, port, "" if args.api_only else " (REST under /api)")
-    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level.lower(), **ssl)
+    logger.info("Serving on %s://%s:%d%s", scheme, host, port, "" if args.api_only else " (REST under /api)")
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level.lower(), **ssl)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,323 @@
-"""Placeholder: word and character error rates of the recognizer on Bingsu/zeroth-korean.
+"""Word and character error rates and speed of the recognizer on a Korean test set.
 
-The evaluation issue (#5) fills this in; until then it exits with a message.
+    python evaluate.py                                   # Bingsu/zeroth-korean, test split, the app's settings
+    python evaluate.py --dataset ../shared/data/korean-read-speech --limit 10
+    python evaluate.py --model base --model my-ko --compute-type int8 --compute-type float32
+
+Each combination of --model, --compute-type and --beam-size is one run of the recognizer,
+built exactly as the app builds it (Settings from the environment and .env, the flags
+replacing single fields). Writes results.json, utterances.csv, results.md and
+cer_vs_rtf.png to --output. Metrics: see voiceqna/metrics.py; model load is not timed.
 """
 
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import itertools
+import json
+import logging
+import math
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from voiceqna import metrics
+from voiceqna.audio import SAMPLE_RATE, decode
+from voiceqna.asr import WhisperRecognizer
+from voiceqna.compose import build_recognizer, whisper_options
+from voiceqna.config import Settings
+from voiceqna.datasets_io import SpeechSet, Utterance, open_speech_set
+from voiceqna.errors import BadAudio, EngineUnavailable, VoiceQnAError
+from voiceqna.metrics import ErrorCounts
+
+logger = logging.getLogger("evaluate")
+
+DEFAULT_DATASET = "Bingsu/zeroth-korean"
+
+
+@dataclass(frozen=True)
+class UtteranceResult:
+    id: str
+    reference: str
+    hypothesis: str
+    words: ErrorCounts
+    chars: ErrorCounts
+    duration_s: float
+    time_s: float
+    """Wall time of its transcription (alongside others when --batch-size > 1)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    label: str
+    settings: dict
+    utterances: list[UtteranceResult]
+    transcribe_s: float
+    """Wall time spent transcribing, model load and audio decoding excluded."""
+    load_s: float
+    skipped: list[str]
+    """Ids of utterances whose audio could not be decoded."""
+
+    @property
+    def n(self) -> int:
+        return len(self.utterances)
+
+    @property
+    def audio_s(self) -> float:
+        return sum(u.duration_s for u in self.utterances)
+
+    @property
+    def wer(self) -> float:
+        return sum((u.words for u in self.utterances), ErrorCounts()).rate
+
+    @property
+    def cer(self) -> float:
+        return sum((u.chars for u in self.utterances), ErrorCounts()).rate
+
+    @property
+    def rtf(self) -> float:
+        return self.transcribe_s / self.audio_s if self.audio_s else float("nan")
+
+    def summary(self) -> dict:
+        return {
+            "label": self.label,
+            "n": self.n,
+            "wer": self.wer,
+            "cer": self.cer,
+            "rtf": self.rtf,
+            "latency_s": metrics.percentiles([u.time_s for u in self.utterances]),
+            "audio_s": self.audio_s,
+            "transcribe_s": self.transcribe_s,
+            "load_s": self.load_s,
+            "skipped": self.skipped,
+            "settings": self.settings,
+        }
+
+
+@dataclass(frozen=True)
+class Loaded:
+    settings: Settings
+    recognizer: WhisperRecognizer
+    load_s: float
+    """Seconds to load and warm up (0 when an earlier run already loaded the same model)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.settings.whisper_model} ({self.recognizer.compute_type}, beam {self.settings.whisper_beam_size})"
+
+
+def load(settings: Settings) -> Loaded:
+    """The recognizer exactly as the app builds it, warmed up, with the time that took."""
+    started = time.perf_counter()
+    try:
+        recognizer = build_recognizer(settings)
+        recognizer.warm_up()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise EngineUnavailable(
+            f"Could not load Whisper model {settings.whisper_model!r} with compute type "
+            f"{settings.whisper_compute_type!r} ({type(exc).__name__}: {exc}). Give a folder name under models/ "
+            "(python -m voiceqna.convert makes one), a CTranslate2 folder, or a size name or hub id when online."
+        ) from None
+    loaded = Loaded(settings, recognizer, time.perf_counter() - started)
+    logger.info("%s: loaded in %.1f s", loaded.label, loaded.load_s)
+    return loaded
+
+
+def run(loaded: Loaded, speech_set: SpeechSet, batch_size: int) -> RunResult:
+    """Transcribe every utterance, `batch_size` at once, timing only the transcriptions."""
+    recognizer, settings, label = loaded.recognizer, loaded.settings, loaded.label
+    results: list[UtteranceResult] = []
+    skipped: list[str] = []
+    transcribe_s = 0.0
+    progress = _progress(speech_set, label)
+    with ThreadPoolExecutor(max_workers=batch_size) as pool:
+        for batch in _batched(progress, batch_size):
+            decoded = []
+            for utterance in batch:
+                try:
+                    decoded.append((utterance, decode(utterance.audio)))
+                except BadAudio as exc:
+                    logger.warning("Skipping %s: %s", utterance.id, exc)
+                    skipped.append(utterance.id)
+            batch_started = time.perf_counter()
+            futures = [pool.submit(_timed, recognizer.transcribe, samples) for _, samples in decoded]
+            outcomes = [future.result() for future in futures]
+            transcribe_s += time.perf_counter() - batch_started
+            for (utterance, samples), (transcript, seconds) in zip(decoded, outcomes):
+                results.append(_score(utterance, transcript.text, samples.size / SAMPLE_RATE, seconds))
+    options = dataclasses.asdict(whisper_options(settings))
+    options.update(device=recognizer.device, compute_type=recognizer.compute_type, batch_size=batch_size)
+    return RunResult(label, options, results, transcribe_s, loaded.load_s, skipped)
+
+
+def _timed(function, *args):
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
+
+
+def _score(utterance: Utterance, hypothesis: str, duration_s: float, time_s: float) -> UtteranceResult:
+    return UtteranceResult(
+        id=utterance.id,
+        reference=utterance.text,
+        hypothesis=hypothesis,
+        words=metrics.word_errors(utterance.text, hypothesis),
+        chars=metrics.char_errors(utterance.text, hypothesis),
+        duration_s=duration_s,
+        time_s=time_s,
+    )
+
+
+def _batched(iterable, size: int):
+    iterator = iter(iterable)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _progress(speech_set: SpeechSet, label: str):
+    from tqdm import tqdm
+
+    # disable=None: a bar on a terminal, silence in logs and CI.
+    return tqdm(speech_set, total=speech_set.size, desc=label, unit="utt", disable=None)
+
+
+# --- writers -------------------------------------------------------------------------------
+
+
+def write_outputs(output: Path, description: str, runs: list[RunResult]) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    report = {
+        "dataset": description,
+        "normalisation": "NFKC, lower case, punctuation and symbols removed, whitespace collapsed; "
+        "CER on characters without spaces (voiceqna/textnorm.py)",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "runs": [r.summary() for r in runs],
+    }
+    (output / "results.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str) + "\n")
+    _write_csv(output / "utterances.csv", runs)
+    (output / "results.md").write_text(markdown_table(description, runs), encoding="utf-8")
+    _write_plot(output / "cer_vs_rtf.png", description, runs)
+
+
+def _write_csv(path: Path, runs: list[RunResult]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", "id", "reference", "hypothesis", "word_errors", "reference_words",
+                         "char_errors", "reference_chars", "duration_s", "time_s"])
+        for r in runs:
+            for u in r.utterances:
+                writer.writerow([r.label, u.id, u.reference, u.hypothesis, u.words.errors, u.words.reference_length,
+                                 u.chars.errors, u.chars.reference_length, f"{u.duration_s:.3f}", f"{u.time_s:.3f}"])
+
+
+def markdown_table(description: str, runs: list[RunResult]) -> str:
+    lines = [
+        f"Test set: {description}",
+        "",
+        "| model | n | CER | WER | RTF | latency p50 / p90 (s) | load (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in runs:
+        latency = metrics.percentiles([u.time_s for u in r.utterances], (50, 90))
+        lines.append(
+            f"| {r.label} | {r.n} | {r.cer:.3f} | {r.wer:.3f} | {r.rtf:.3f} "
+            f"| {latency['p50']:.2f} / {latency['p90']:.2f} | {r.load_s:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _write_plot(path: Path, description: str, runs: list[RunResult]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    points = [r for r in runs if math.isfinite(r.cer) and math.isfinite(r.rtf)]
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for r in points:
+        axes.scatter(r.rtf, r.cer, s=40)
+        axes.annotate(r.label, (r.rtf, r.cer), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    axes.set_xlabel("real-time factor (processing s / audio s; lower is faster)")
+    axes.set_ylabel("character error rate (lower is better)")
+    axes.set_title(f"CER against speed — {description}", fontsize=9)
+    # Room right of and above the points for their labels.
+    axes.set_xlim(0, 1.4 * max([r.rtf for r in points], default=1.0) or 1.0)
+    axes.set_ylim(0, 1.25 * max([r.cer for r in points], default=1.0) or 1.0)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default=DEFAULT_DATASET,
+                        help="hub name, an audiofolder (audio + metadata.csv/jsonl with file_name,text), "
+                             f"a folder saved with save_to_disk, or a folder of parquet files (default {DEFAULT_DATASET})")
+    parser.add_argument("--split", default="test", help="split to use (default test)")
+    parser.add_argument("--limit", type=_positive, help="only the first N utterances")
+    parser.add_argument("--model", action="append",
+                        help="model name or folder, as WHISPER_MODEL (repeat to compare; default: WHISPER_MODEL)")
+    parser.add_argument("--compute-type", action="append",
+                        help="CTranslate2 compute type (repeat to compare; default: WHISPER_COMPUTE_TYPE)")
+    parser.add_argument("--beam-size", action="append", type=_positive,
+                        help="beam size, 1 = greedy (repeat to compare; default: WHISPER_BEAM_SIZE)")
+    parser.add_argument("--batch-size", type=_positive, default=1,
+                        help="utterances transcribed at once, with as many workers (WHISPER_WORKERS); "
+                             "1 measures latency as one user sees it (default 1)")
+    parser.add_argument("--output", type=Path, default=Path("eval-results"), help="folder for the results")
+    return parser.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: give a number of 1 or more")
+    return value
+
+
+def configurations(base: Settings, args: argparse.Namespace) -> list[Settings]:
+    """One Settings per combination of the repeated flags; unset flags keep the app's value."""
+    models = args.model or [base.whisper_model]
+    compute_types = args.compute_type or [base.whisper_compute_type]
+    beams = args.beam_size or [base.whisper_beam_size]
+    workers = args.batch_size if args.batch_size > 1 else base.whisper_workers
+    return [
+        dataclasses.replace(base, whisper_model=m, whisper_compute_type=c, whisper_beam_size=b, whisper_workers=workers)
+        for m, c, b in itertools.product(models, compute_types, beams)
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per clip otherwise
+    args = parse_args(argv)
+    try:
+        base = Settings.from_env()
+        speech_set = open_speech_set(args.dataset, args.split).head(args.limit)
+        # Every model is loaded before the long loop, so a wrong name fails in seconds.
+        recognizers = [load(settings) for settings in configurations(base, args)]
+    except (VoiceQnAError, ValueError) as exc:
+        logger.error("evaluate.py: %s", exc)
+        return 2
+    runs: list[RunResult] = []
+    for loaded in recognizers:
+        runs.append(run(loaded, speech_set, args.batch_size))
+        if not runs[-1].n:
+            logger.error("evaluate.py: no utterance of %s could be decoded", speech_set.description)
+            return 1
+        write_outputs(args.output, speech_set.description, runs)  # after each run: a long run loses nothing
+    sys.stdout.write(markdown_table(speech_set.description, runs))
+    logger.info("Wrote results.json, utterances.csv, results.md and cer_vs_rtf.png to %s", args.output)
+    return 0
+
 
 if __name__ == "__main__":
-    sys.exit("evaluate.py is not written yet (issue #5).")
+    sys.exit(main())

@@ -1,12 +1,14 @@
 """A FAKE OpenAI-compatible server on loopback, for tests: OpenAI's API cannot be reached here.
 
 It records every request and answers /v1/chat/completions and /v1/audio/speech the way the
-real API does (shape only). `fail_with` makes it answer an HTTP error, `delay_s` makes it slow.
+real API does (shape only). `fail_with` makes it answer an HTTP error, `delay_s` makes it slow;
+`only` limits both to the paths ending with one of its suffixes (e.g. ("/audio/speech",)).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,11 +19,19 @@ import numpy as np
 from voiceqna.audio import encode_wav
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # A client that timed out (as some tests make it) has closed its socket: expected, not news.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class FakeOpenAI:
     answer: str = "서울이에요."
     fail_with: int = 0
     delay_s: float = 0.0
+    only: tuple[str, ...] = ()
     requests: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
 
@@ -36,8 +46,9 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 fake.requests.append({"path": self.path, **body})
                 fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-                time.sleep(fake.delay_s)
-                if fake.fail_with:
+                targeted = not fake.only or self.path.endswith(fake.only)
+                time.sleep(fake.delay_s if targeted else 0.0)
+                if fake.fail_with and targeted:
                     return self._send(fake.fail_with, "application/json",
                                       json.dumps({"error": {"message": "fake failure"}}).encode())
                 if self.path.endswith("/chat/completions"):
@@ -59,7 +70,7 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -9,6 +9,10 @@
 
 `audio` is base64 everywhere. Errors are `{"error", "status", "type"}` with the status chosen
 in one table (ERROR_STATUS); nothing else in this module decides a status.
+
+Under load: spoken turns run a few at a time on their own threads (AudioGate), so text turns,
+reads and /health never wait behind the recognizer; when too many wait, more are refused
+at once with 503 and Retry-After. Request bodies must arrive within BODY_TIMEOUT_S (else 408).
 """
 
 from __future__ import annotations
@@ -18,18 +22,21 @@ import binascii
 import json
 import logging
 import secrets
-from typing import Any, Optional
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
 from urllib.parse import unquote_plus
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+import anyio
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from voiceqna.config import Settings
 from voiceqna.errors import (
@@ -39,7 +46,10 @@ from voiceqna.errors import (
     EngineUnavailable,
     InvalidInput,
     NotFound,
+    Overloaded,
+    RequestTimeout,
     VoiceQnAError,
+    shown,
 )
 from voiceqna.service import Message, TurnResult
 
@@ -51,12 +61,16 @@ ERROR_STATUS: dict[type[VoiceQnAError], int] = {
     EmptyAudio: 400,
     BadAudio: 415,
     AudioTooLarge: 413,
+    RequestTimeout: 408,
     EngineUnavailable: 503,
 }
 """The one place that maps the project's errors to HTTP statuses (the most specific class wins)."""
 
 ENVELOPE_BYTES = 64 * 1024
 """Room for multipart headers and JSON punctuation on top of MAX_UPLOAD_MB."""
+
+RETRY_AFTER_S = 5
+"""Sent with every 503 (an engine down, or the server too busy): when to try again."""
 
 RAW_AUDIO_TYPES = ("audio/", "video/", "application/octet-stream")
 """Content types whose body is taken as the audio file itself (plus Unity's boundary-less multipart)."""
@@ -146,9 +160,11 @@ def create_api(service: Any, settings: Settings) -> FastAPI:
         title="Korean Voice Q&A API",
         version="1.0",
         description="The seed's voice chat contract: create, get, send text or audio, reset.",
-        responses={status: {"model": ErrorOut} for status in (400, 404, 413, 415, 422, 503)},
+        responses={status: {"model": ErrorOut} for status in (400, 404, 408, 413, 415, 422, 503)},
     )
     add_error_handlers(api)
+    if settings.api_key:  # added before CORS, so CORS wraps it: preflights pass, and 401s carry CORS headers
+        api.add_middleware(RequireKey, key=settings.api_key)
     if settings.cors_origins:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         api.add_middleware(
@@ -157,14 +173,14 @@ def create_api(service: Any, settings: Settings) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
-    guarded = [Depends(key_checker(settings.api_key))] if settings.api_key else []
-    limit = settings.max_upload_bytes
+    limit, body_timeout = settings.max_upload_bytes, settings.body_timeout_s
+    gate = AudioGate(at_once=settings.whisper_workers + 1, waiting=settings.max_waiting_audio_turns)
 
-    @api.get("/health", summary="Liveness (never needs the key)")
-    def health() -> dict[str, str]:
+    @api.get(OPEN_PATH, summary="Liveness (the one path that never needs the key)")
+    async def health() -> dict[str, str]:  # async: answers at once, whatever the thread pool is doing
         return {"status": "ok"}
 
-    @api.get("/info", response_model=InfoOut, dependencies=guarded, summary="Engines and limits")
+    @api.get("/info", response_model=InfoOut, summary="Engines and limits")
     async def info() -> InfoOut:
         engines = await run_in_threadpool(lambda: service.info)
         return InfoOut(
@@ -173,44 +189,72 @@ def create_api(service: Any, settings: Settings) -> FastAPI:
                              max_message_chars=settings.max_message_chars),
         )
 
-    @api.post("/create", status_code=201, response_model=CreatedOut, dependencies=guarded,
+    @api.post("/create", status_code=201, response_model=CreatedOut,
               summary="Create a conversation, optionally with earlier messages",
               openapi_extra=json_body(CreateBody, required=False))
     async def create(request: Request) -> CreatedOut:
-        body = parse_json(await read_body(request, limit), CreateBody)
+        body = parse_json(await read_body(request, limit, body_timeout), CreateBody)
         conversation_id = await run_in_threadpool(service.create, create_messages(body))
         return CreatedOut(id=conversation_id)
 
-    @api.post("/send/text/{conversation_id}", response_model=SendOut, dependencies=guarded,
+    @api.post("/send/text/{conversation_id}", response_model=SendOut,
               summary="Send a text message; get the answer as text and speech",
               openapi_extra=json_body(TextBody, required=True))
     async def send_text(conversation_id: str, request: Request) -> SendOut:
-        body = parse_json(await read_body(request, limit), TextBody)
+        body = parse_json(await read_body(request, limit, body_timeout), TextBody)
         turn = await run_in_threadpool(service.send_text, conversation_id, body.message, body.role)
         return send_out(turn)
 
-    @api.post("/send/audio/{conversation_id}", response_model=SendOut, dependencies=guarded,
+    @api.post("/send/audio/{conversation_id}", response_model=SendOut,
               summary="Send a recording; get the transcript and the answer",
               openapi_extra=AUDIO_BODY)
     async def send_audio(conversation_id: str, request: Request) -> SendOut:
-        data = await read_audio(request, limit)
-        turn = await run_in_threadpool(service.send_audio, conversation_id, data)
+        with gate.admit():
+            data = await read_audio(request, limit, body_timeout)
+            turn = await gate.run(service.send_audio, conversation_id, data)
         return send_out(turn)
 
-    @api.post("/reset/{conversation_id}", response_model=ResetOut, dependencies=guarded,
+    @api.post("/reset/{conversation_id}", response_model=ResetOut,
               summary="Remove every message; the id stays valid")
     async def reset(conversation_id: str) -> ResetOut:
         await run_in_threadpool(service.reset, conversation_id)
         return ResetOut(messages=[], roles=[], audio=[])
 
     # Last: /<id> would otherwise swallow the fixed one-word paths above.
-    @api.get("/{conversation_id}", response_model=list[MessageOut], dependencies=guarded,
+    @api.get("/{conversation_id}", response_model=list[MessageOut],
              summary="All messages of a conversation, oldest first")
     async def get(conversation_id: str) -> list[MessageOut]:
         messages = await run_in_threadpool(service.get, conversation_id)
         return [MessageOut(message=m.text, role=m.role, audio=b64(m.audio)) for m in messages]
 
     return api
+
+
+class AudioGate:
+    """Spoken turns: `at_once` run at a time, on threads of their own (not the pool that text
+    turns, reads and /health use); up to `waiting` more queue without holding a thread; any
+    more are refused at once (Overloaded: 503 with Retry-After) rather than left hanging."""
+
+    def __init__(self, at_once: int, waiting: int) -> None:
+        self.limiter = anyio.CapacityLimiter(at_once)
+        self.capacity = at_once + waiting
+        self.admitted = 0  # only touched on the event loop: no lock needed
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        if self.admitted >= self.capacity:
+            raise Overloaded(
+                f"The server is busy: {self.admitted} spoken turns are already being recognised or waiting. "
+                f"Try again in {RETRY_AFTER_S} s (Retry-After); nothing was stored."
+            )
+        self.admitted += 1
+        try:
+            yield
+        finally:
+            self.admitted -= 1
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
 
 
 # --- errors: every failure becomes {"error", "status", "type"} ---
@@ -231,7 +275,8 @@ def add_error_handlers(api: FastAPI) -> None:
     async def project_error(request: Request, exc: VoiceQnAError) -> JSONResponse:
         status = status_of(exc)
         logger.info("%s %s → %d %s: %s", request.method, request.url.path, status, type(exc).__name__, exc)
-        return error_response(status, str(exc), type(exc).__name__)
+        retry = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+        return error_response(status, str(exc), type(exc).__name__, retry)
 
     async def validation_error(request: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
         return error_response(422, describe_validation(exc.errors()), "InvalidInput")
@@ -239,12 +284,15 @@ def add_error_handlers(api: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message, kind = str(exc.detail), "HTTPError"
         if exc.status_code == 404:
-            message, kind = f"No route {request.method} {request.url.path}: see /docs for the API.", "NotFound"
+            kind = "NotFound"
+            message = f"No route {request.method} {shown(request.url.path, 80)}: see /docs for the API."
         elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}: see /docs for the API."
-        elif exc.status_code == 401:
-            kind = "Unauthorized"
+            message = f"{request.method} is not allowed on {shown(request.url.path, 80)}: see /docs for the API."
         return error_response(exc.status_code, message, kind, getattr(exc, "headers", None))
+
+    async def disconnected(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        logger.info("%s %s: the client went away before sending its whole body", request.method, request.url.path)
+        return error_response(400, "The client disconnected before sending the whole body.", "InvalidInput")
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The traceback goes to the log (Starlette re-raises it to the server), never to the client.
@@ -256,6 +304,7 @@ def add_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, validation_error)
     api.add_exception_handler(ValidationError, validation_error)
     api.add_exception_handler(StarletteHTTPException, http_error)
+    api.add_exception_handler(ClientDisconnect, disconnected)
     api.add_exception_handler(Exception, unexpected)
 
 
@@ -270,30 +319,52 @@ def describe_validation(errors: list[dict]) -> str:
 # --- auth ---
 
 
-def key_checker(expected: str):
-    bearer = HTTPBearer(auto_error=False)
-    header = APIKeyHeader(name="X-API-Key", auto_error=False)
+OPEN_PATH = "/health"
+"""With API_KEY set, the only path that answers without the key (for load balancers' liveness
+probes); it says nothing but {"status": "ok"}."""
 
-    def check(credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer),
-              api_key: Optional[str] = Depends(header)) -> None:
-        given = api_key or (credentials.credentials if credentials else "")
-        if not given or not secrets.compare_digest(given.encode(), expected.encode()):
-            raise HTTPException(
-                401, "This API needs its key: send 'Authorization: Bearer <API_KEY>' or 'X-API-Key: <API_KEY>'.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
 
-    return check
+class RequireKey:
+    """ASGI middleware: with API_KEY set, every request but OPEN_PATH needs the key, sent as
+    `Authorization: Bearer <key>` or `X-API-Key: <key>` — the routes, /info, /docs, /openapi.json
+    and unknown paths alike (so nothing about the API is visible without it)."""
+
+    def __init__(self, app: Any, key: str) -> None:
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or route_path(scope) == OPEN_PATH or self.allowed(dict(scope["headers"])):
+            return await self.app(scope, receive, send)
+        response = error_response(
+            401, "This API needs its key: send 'Authorization: Bearer <API_KEY>' or 'X-API-Key: <API_KEY>'.",
+            "Unauthorized", {"WWW-Authenticate": "Bearer"},
+        )
+        await response(scope, receive, send)
+
+    def allowed(self, headers: dict[bytes, bytes]) -> bool:
+        given = headers.get(b"x-api-key", b"")
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        if not given and scheme.lower() == b"bearer":
+            given = token.strip()
+        return bool(given) and secrets.compare_digest(given, self.key)
+
+
+def route_path(scope: dict) -> str:
+    """The path inside this app (without the /api prefix when it is mounted beside the page)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 # --- reading bodies ---
 
 
-def limited(request: Request, limit: int) -> Request:
-    """The same request, refusing (AudioTooLarge) as soon as its body passes `limit` bytes.
+def limited(request: Request, limit: int, timeout_s: float) -> Request:
+    """The same request, refusing (AudioTooLarge) as soon as its body passes `limit` bytes, and
+    (RequestTimeout) when the whole body has not arrived `timeout_s` after the headers.
 
     Content-Length is checked first, so an announced 1 GB body is refused before a byte is read;
-    a chunked body is counted while it streams in.
+    a chunked body is counted while it streams in. The wait is asynchronous: a slow client
+    holds no thread and keeps no other request waiting.
     """
     def too_large() -> AudioTooLarge:
         return AudioTooLarge(
@@ -305,10 +376,18 @@ def limited(request: Request, limit: int) -> Request:
     if declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
         raise too_large()
     received = 0
+    deadline = time.monotonic() + timeout_s
 
     async def receive():
         nonlocal received
-        message = await request.receive()
+        try:
+            with anyio.fail_after(max(deadline - time.monotonic(), 0.0)):
+                message = await request.receive()
+        except TimeoutError:
+            raise RequestTimeout(
+                f"The request body did not arrive within {timeout_s:g} s ({received} bytes came): "
+                "send it in one go, or raise BODY_TIMEOUT_S on the server for very slow links."
+            ) from None
         received += len(message.get("body", b""))
         if received > limit + ENVELOPE_BYTES:
             raise too_large()
@@ -317,25 +396,26 @@ def limited(request: Request, limit: int) -> Request:
     return Request(request.scope, receive)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    return await limited(request, limit).body()
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    return await limited(request, limit, timeout_s).body()
 
 
 def parse_json(body: bytes, schema: type[BaseModel]) -> Any:
     """The body as `schema`. An empty body is `{}`; URL-encoded JSON is accepted too, because
-    Unity's `UnityWebRequest.Post(url, string)` (the seed's C# samples) escapes the string."""
+    Unity's `UnityWebRequest.Post(url, string)` (the seed's C# samples) escapes the string, and
+    so is a UTF-8 byte order mark (Windows tools write one)."""
     try:
-        text = body.decode("utf-8").strip()
+        text = body.decode("utf-8-sig").strip()
     except UnicodeDecodeError:
         raise InvalidInput("The body is not UTF-8 text: send JSON (Content-Type: application/json).") from None
     data: Any = {}
     if text:
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands of levels deep
             try:
                 data = json.loads(unquote_plus(text))
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise InvalidInput(
                     f"The body is not valid JSON: send an object like {example_of(schema)}."
                 ) from None
@@ -350,7 +430,7 @@ def example_of(schema: type[BaseModel]) -> str:
     return '{"messages": ["안녕"], "roles": ["user"], "audios": [""]}'
 
 
-async def read_audio(request: Request, limit: int) -> bytes:
+async def read_audio(request: Request, limit: int, timeout_s: float) -> bytes:
     """The uploaded recording: multipart field `audio`, or the raw body.
 
     Raw when the Content-Type is audio/*, video/*, application/octet-stream, missing, or
@@ -358,7 +438,7 @@ async def read_audio(request: Request, limit: int) -> bytes:
     """
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
-    source = limited(request, limit)
+    source = limited(request, limit, timeout_s)
     if media == "multipart/form-data" and "boundary=" in content_type.lower():
         return await form_audio(source)
     if media in ("", "multipart/form-data") or media.startswith(RAW_AUDIO_TYPES):

@@ -16,12 +16,14 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from voiceqna import models
 from voiceqna.audio import SAMPLE_RATE
+from voiceqna.errors import EngineUnavailable
 from voiceqna.textnorm import compact
 
 logger = logging.getLogger(__name__)
@@ -111,7 +113,11 @@ _MODEL_LOCK = threading.Lock()
 
 
 def load_model(options: WhisperOptions, models_dir) -> tuple[object, str, str]:
-    """One WhisperModel per process and configuration, whatever the number of callers."""
+    """One WhisperModel per process and configuration, whatever the number of callers.
+
+    A model that cannot be loaded (a corrupt or incomplete folder, a hub name while offline)
+    is EngineUnavailable with the fix, so the app stops at start with one clear line.
+    """
     from faster_whisper import WhisperModel
 
     device = pick_device(options.device)
@@ -122,13 +128,20 @@ def load_model(options: WhisperOptions, models_dir) -> tuple[object, str, str]:
     with _MODEL_LOCK:
         if key not in _MODEL_CACHE:
             logger.info("Loading Whisper %s on %s (%s)", path, device, compute_type)
-            _MODEL_CACHE[key] = WhisperModel(
-                path,
-                device=device,
-                compute_type=compute_type,
-                cpu_threads=threads,
-                num_workers=options.num_workers,
-            )
+            try:
+                _MODEL_CACHE[key] = WhisperModel(
+                    path,
+                    device=device,
+                    compute_type=compute_type,
+                    cpu_threads=threads,
+                    num_workers=options.num_workers,
+                )
+            except Exception as exc:  # CTranslate2, tokenizers and the hub each raise their own types
+                raise EngineUnavailable(
+                    f"Could not load Whisper model {options.model!r} ({type(exc).__name__}: {str(exc)[:200]}): "
+                    "set WHISPER_MODEL to a folder name under MODELS_DIR (python -m voiceqna.convert makes one), "
+                    "a CTranslate2 folder, 'base' for the bundled model, or a size name or hub id when online."
+                ) from None
         return _MODEL_CACHE[key], device, compute_type
 
 
@@ -151,8 +164,9 @@ class WhisperRecognizer:
 
     @property
     def description(self) -> str:
-        window = f", {self.options.window_s}+ s window" if self.window else ""
-        return f"Whisper {self.options.model} ({self.device}, {self.compute_type}{window})"
+        # Public (GET /info): a model given as a folder shows its name, not its path.
+        window = f", {self.options.window_s} s+ window" if self.window else ""
+        return f"Whisper {Path(self.options.model).name} ({self.device}, {self.compute_type}){window}"
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         duration = samples.size / SAMPLE_RATE

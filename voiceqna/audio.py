@@ -13,6 +13,9 @@ import numpy as np
 from voiceqna.errors import AudioTooLarge, BadAudio, EmptyAudio
 
 SAMPLE_RATE = 16_000
+PLAUSIBLE_RATES = (4_000, 384_000)
+"""Sample rates a recording can have (Hz). A header outside them is broken or hostile: a 1 Hz
+WAV would be upsampled 16,000 times."""
 
 
 def decode(data: bytes, max_seconds: float | None = None) -> np.ndarray:
@@ -31,6 +34,12 @@ def decode(data: bytes, max_seconds: float | None = None) -> np.ndarray:
             if not container.streams.audio:
                 raise BadAudio("The file has no audio track: send WAV, WebM, OGG, MP3, M4A or FLAC.")
             stream = container.streams.audio[0]
+            rate = stream.codec_context.sample_rate
+            if rate and not PLAUSIBLE_RATES[0] <= rate <= PLAUSIBLE_RATES[1]:  # 0: not in the header
+                raise BadAudio(
+                    f"The file claims a sample rate of {rate} Hz, which no recording has: "
+                    "send audio recorded at 8–48 kHz (WAV, WebM, OGG, MP3, M4A or FLAC)."
+                )
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
             for frame in _frames(container, stream):
                 for out in resampler.resample(frame):

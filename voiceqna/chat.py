@@ -62,7 +62,8 @@ class OpenAIChatEngine:
         self.client = OpenAI(api_key=api_key, base_url=base_url or None, timeout=timeout_s, max_retries=1)
         self.model = model
         self.history_messages = history_messages
-        self.description = f"OpenAI-compatible {model}" + (f" at {base_url}" if base_url else "")
+        self.description = f"OpenAI-compatible {model}"  # public (GET /info): no server address
+        logger.info("Chat engine: OpenAI-compatible %s at %s", model, base_url or "api.openai.com")
 
     def messages(self, history: Sequence[Turn], question: str) -> list[dict[str, str]]:
         recent = [t for t in history if t.role in ("user", "assistant") and t.text][-self.history_messages :]

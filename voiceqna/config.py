@@ -69,8 +69,16 @@ class Settings:
     max_upload_mb: float = 25.0
     max_audio_s: float = 120.0
     max_message_chars: int = 2000
+    body_timeout_s: float = 60.0
+    """Seconds a client may take to send a request body; a slower (or stalled) upload gets 408."""
+    max_waiting_audio_turns: int = 64
+    """Spoken turns that may queue for the recognizer; beyond that, 503 with Retry-After (load shedding)."""
 
     # --- front doors ---
+    host: str = "0.0.0.0"
+    """Interface `python app.py` listens on (--host wins); 0.0.0.0 is every one, as a Space needs."""
+    port: int = 0
+    """Port (--port wins); 0 means 7860 for the page (a Space's port) or 5000 with --api-only."""
     api_key: str = ""
     """When set, REST requests need `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
     cors_origins: str = ""

@@ -27,3 +27,19 @@ class AudioTooLarge(VoiceQnAError):
 
 class EngineUnavailable(VoiceQnAError):
     """An engine (recognizer, chat, speech) or the store failed; nothing was written."""
+
+
+class Overloaded(EngineUnavailable):
+    """Too many turns are already waiting for the recognizer: try again in a few seconds."""
+
+
+class RequestTimeout(VoiceQnAError):
+    """The client took too long to send its request body (a stalled or very slow upload)."""
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """Client input as it may appear in an error message: quoted, cut to `limit` characters,
+    and always encodable (a lone surrogate becomes an escape instead of breaking the reply)."""
+    text = str(value)
+    cut = text[:limit] + ("…" if len(text) > limit else "")
+    return repr(cut).encode("utf-8", "backslashreplace").decode("utf-8")

@@ -22,6 +22,8 @@ from voiceqna.errors import (
     EngineUnavailable,
     InvalidInput,
     NotFound,
+    Overloaded,
+    RequestTimeout,
     VoiceQnAError,
 )
 from voiceqna.service import EngineInfo, Limits, Message, Timings, TurnResult
@@ -29,10 +31,12 @@ from voiceqna.service import EngineInfo, Limits, Message, Timings, TurnResult
 logger = logging.getLogger(__name__)
 
 _ERRORS_BY_TYPE: dict[str, type[VoiceQnAError]] = {
-    cls.__name__: cls for cls in (InvalidInput, NotFound, BadAudio, EmptyAudio, AudioTooLarge, EngineUnavailable)
+    cls.__name__: cls for cls in (InvalidInput, NotFound, BadAudio, EmptyAudio, AudioTooLarge, EngineUnavailable,
+                                  Overloaded, RequestTimeout)
 }
 _ERRORS_BY_STATUS: dict[int, type[VoiceQnAError]] = {
-    400: InvalidInput, 404: NotFound, 413: AudioTooLarge, 415: BadAudio, 422: InvalidInput, 503: EngineUnavailable,
+    400: InvalidInput, 404: NotFound, 408: RequestTimeout, 413: AudioTooLarge, 415: BadAudio, 422: InvalidInput,
+    503: EngineUnavailable,
 }
 
 

@@ -18,7 +18,7 @@ from typing import Sequence
 from voiceqna import audio
 from voiceqna.asr import Recognizer
 from voiceqna.chat import ChatEngine, Turn
-from voiceqna.errors import AudioTooLarge, EngineUnavailable, InvalidInput, VoiceQnAError
+from voiceqna.errors import AudioTooLarge, EngineUnavailable, InvalidInput, VoiceQnAError, shown
 from voiceqna.store import ConversationStore, Message, check_id
 from voiceqna.tts import Synthesizer
 
@@ -116,7 +116,7 @@ class ChatService:
     def send_text(self, conversation_id: str, text: str, role: str = "user") -> TurnResult:
         started = time.perf_counter()
         message = self._checked(Message(role=role, text=text))
-        if not message.text:
+        if not _visible(message.text):
             raise InvalidInput("The message is empty: type or say something first.")
         self.get(conversation_id)  # NotFound before any engine runs
         return self._answer(conversation_id, message, Timings(), started)
@@ -182,18 +182,23 @@ class ChatService:
             return self.synthesizer.synthesize(text), ""
         except Exception as exc:
             logger.warning("Speech synthesis failed, answering in text only: %s", exc)
-            return b"", f"The answer could not be spoken ({exc}); it is kept as text."
+            # Our own errors are written for the user; anything else shows only its type (details in the log).
+            why = str(exc)[:200] if isinstance(exc, VoiceQnAError) else type(exc).__name__
+            return b"", f"The answer could not be spoken ({why}); it is kept as text."
 
     def _checked(self, message: Message) -> Message:
         if message.role not in ROLES:
-            raise InvalidInput(f"Unknown role {message.role!r}: use one of {', '.join(ROLES)}.")
+            raise InvalidInput(f"Unknown role {shown(message.role)}: use one of {', '.join(ROLES)}.")
         if not isinstance(message.text, str):
             raise InvalidInput("The message must be a string.")
         text = unicodedata.normalize("NFC", message.text).strip()
         if "\x00" in text:
             raise InvalidInput("The message contains a NUL character: remove it and send again.")
-        if message.role == "user" and not text and not message.audio:
-            raise InvalidInput("The message is empty: type or say something first.")
+        if not text.isascii() and not _encodable(text):
+            raise InvalidInput("The message contains a lone surrogate (half of a UTF-16 pair, e.g. \\ud800): "
+                               "send valid Unicode text.")
+        if message.role == "user" and not _visible(text) and not message.audio:
+            raise InvalidInput("The message is empty (or only invisible characters): type or say something first.")
         if len(text) > self.limits.max_message_chars:
             raise InvalidInput(
                 f"The message has {len(text)} characters, over the limit of {self.limits.max_message_chars}."
@@ -202,3 +207,16 @@ class ChatService:
 
     def _lock(self, conversation_id: str) -> threading.Lock:
         return self._locks[zlib.crc32(conversation_id.encode()) % len(self._locks)]
+
+
+def _visible(text: str) -> bool:
+    """True when something besides spaces, controls and zero-width marks is left to read."""
+    return any(unicodedata.category(c)[0] not in "ZC" for c in text)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False

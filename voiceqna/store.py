@@ -7,6 +7,7 @@ one transaction, so no reader and no crash ever sees half of it.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import sqlite3
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
-from voiceqna.errors import EngineUnavailable, NotFound
+from voiceqna.errors import EngineUnavailable, NotFound, shown
+
+logger = logging.getLogger(__name__)
 
 ID_PATTERN = re.compile(r"\A[0-9a-f]{24}\Z")  # \Z, not $: `$` also accepts a trailing newline
 
@@ -36,7 +39,7 @@ def new_id() -> str:
 
 def check_id(conversation_id: str) -> str:
     if not isinstance(conversation_id, str) or not ID_PATTERN.fullmatch(conversation_id):
-        raise NotFound(f"No conversation {conversation_id!r}: ids are 24 hexadecimal characters from /create.")
+        raise NotFound(f"No conversation {shown(conversation_id)}: ids are 24 hexadecimal characters from /create.")
     return conversation_id
 
 
@@ -81,7 +84,8 @@ class SQLiteStore:
         self._local = threading.local()
         with self._connect() as db:
             db.executescript(_SCHEMA)
-        self.description = f"SQLite {self.path}"
+        self.description = "SQLite"  # public (GET /info): no file path
+        logger.info("Conversation store: SQLite file %s", self.path)
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)

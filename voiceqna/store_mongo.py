@@ -60,8 +60,8 @@ class MongoStore:
         with self._guard(f"MongoDB at {_redact(uri)} cannot be reached"):
             self.client.admin.command("ping")
             self.collection.create_index("created_at")
-        self.description = f"MongoDB {_redact(uri)} {database}.{collection}"
-        logger.info("Conversation store: %s", self.description)
+        self.description = f"MongoDB {database}.{collection}"  # public (GET /info): no server address
+        logger.info("Conversation store: MongoDB at %s, %s.%s", _redact(uri), database, collection)
 
     def create(self, messages: Sequence[Message] = ()) -> str:
         documents = [_document(m) for m in messages]

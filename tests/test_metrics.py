@@ -1,0 +1,89 @@
+"""WER and CER on hand-made Korean pairs whose exact values are worked out by hand."""
+
+import math
+import unicodedata
+from fractions import Fraction
+
+import pytest
+
+from voiceqna.metrics import ErrorCounts, align, cer, char_errors, percentiles, wer, word_errors
+
+# 6 words: 저 / 식당 / 음식이 / 정말 / 맛있나 / 봐요;  13 characters without spaces and the full stop.
+REFERENCE = "저 식당 음식이 정말 맛있나 봐요."
+
+
+@pytest.mark.parametrize(
+    "case, hypothesis, word_rate, char_rate",
+    [
+        ("identical", "저 식당 음식이 정말 맛있나 봐요.", Fraction(0, 6), Fraction(0, 13)),
+        ("one syllable substituted", "저 식당 음식이 정말 맛있다 봐요.", Fraction(1, 6), Fraction(1, 13)),
+        ("one word (2 syllables) deleted", "저 식당 음식이 맛있나 봐요.", Fraction(1, 6), Fraction(2, 13)),
+        ("one word (2 syllables) inserted", "저 식당 음식이 정말 정말 맛있나 봐요.", Fraction(1, 6), Fraction(2, 13)),
+        # Spacing only: CER ignores it; WER sees 저식당 and 정말맛있나 as two substitutions + two deletions.
+        ("spacing only", "저식당 음식이 정말맛있나 봐요.", Fraction(4, 6), Fraction(0, 13)),
+        ("punctuation only", "저, 식당 음식이... 정말 맛있나 봐요?!", Fraction(0, 6), Fraction(0, 13)),
+        ("decomposed Hangul (NFD)", unicodedata.normalize("NFD", REFERENCE), Fraction(0, 6), Fraction(0, 13)),
+        ("extra whitespace", "  저 식당\t음식이  정말\n맛있나 봐요 ", Fraction(0, 6), Fraction(0, 13)),
+        ("nothing recognised", "", Fraction(6, 6), Fraction(13, 13)),
+    ],
+)
+def test_known_error_rates(case, hypothesis, word_rate, char_rate):
+    assert wer([REFERENCE], [hypothesis]) == pytest.approx(float(word_rate)), case
+    assert cer([REFERENCE], [hypothesis]) == pytest.approx(float(char_rate)), case
+
+
+def test_edit_kinds_are_counted_separately():
+    assert char_errors(REFERENCE, "저 식당 음식이 정말 맛있다 봐요") == ErrorCounts(1, 0, 0, 13)
+    assert char_errors(REFERENCE, "저 식당 음식이 맛있나 봐요") == ErrorCounts(0, 2, 0, 13)
+    assert char_errors(REFERENCE, "저 식당 음식이 정말 정말 맛있나 봐요") == ErrorCounts(0, 0, 2, 13)
+    assert word_errors(REFERENCE, "저식당 음식이 정말맛있나 봐요") == ErrorCounts(2, 2, 0, 6)
+
+
+def test_full_width_latin_and_case_are_normalised():
+    assert cer(["KBS 뉴스 9시"], ["ｋｂｓ 뉴스 ９시"]) == 0.0
+    assert wer(["KBS 뉴스 9시"], ["kbs 뉴스 9시"]) == 0.0
+
+
+def test_corpus_rate_is_total_errors_over_total_length_not_a_mean():
+    # 1 error in 13 characters, then 1 error in 1 character: 2/14, not (1/13 + 1/1) / 2.
+    rate = cer([REFERENCE, "네"], ["저 식당 음식이 정말 맛있다 봐요", "예"])
+    assert rate == pytest.approx(2 / 14)
+
+
+def test_alignment_is_minimal_with_fewest_substitutions():
+    # a=a, b→z, c=c, -d, e=e, f→d: 3 edits.
+    assert align(list("abcdef"), list("azced")) == ErrorCounts(2, 1, 0, 6)
+    # 2 edits either way: a→b, b→a or -a, b=b, +a; the one without substitutions wins.
+    assert align(list("ab"), list("ba")) == ErrorCounts(0, 1, 1, 2)
+    assert align([], list("ab")) == ErrorCounts(0, 0, 2, 0)
+    assert align(list("ab"), []) == ErrorCounts(0, 2, 0, 2)
+
+
+def test_empty_reference_rate():
+    assert ErrorCounts().rate == 0.0
+    assert math.isinf(ErrorCounts(insertions=2).rate)
+
+
+def test_unpaired_lists_are_refused():
+    with pytest.raises(ValueError, match="pair them"):
+        cer(["가"], ["가", "나"])
+
+
+def test_percentiles():
+    assert percentiles([1.0, 2.0, 3.0, 4.0, 5.0], (50, 90)) == {"p50": 3.0, "p90": pytest.approx(4.6)}
+    assert math.isnan(percentiles([])["p50"])
+
+
+def test_agrees_with_jiwer():
+    """An independent implementation gives the same rates on the normalised texts."""
+    jiwer = pytest.importorskip("jiwer")
+    from voiceqna.textnorm import compact, normalize
+
+    pairs = [
+        (REFERENCE, "저 식당 음식이 정말 맛있다봐요"),
+        ("그러니까 늦게 가면 못 드실 수도 있어요.", "그러니까 늦게 라면 못 드실 수 도 있어요"),
+        ("집에 친구의 부모님이 계시는데", "집에 친구 부모님에게 계시는데 네"),
+    ]
+    refs, hyps = zip(*pairs)
+    assert cer(refs, hyps) == pytest.approx(jiwer.cer([compact(r) for r in refs], [compact(h) for h in hyps]))
+    assert wer(refs, hyps) == pytest.approx(jiwer.wer([normalize(r) for r in refs], [normalize(h) for h in hyps]))

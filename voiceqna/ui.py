@@ -1,0 +1,205 @@
+"""The Gradio Blocks page over ChatService: the layout and which handler each event calls.
+
+What the buttons do lives in `ui_handlers.py` (plain functions, tested without a browser);
+the page's CSS and the microphone/HTTPS check live in `assets/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from voiceqna.config import Settings
+from voiceqna.ui_handlers import NO_TURN_YET, PageHandlers, PageUpdate
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+CONCURRENT_TURNS = 4
+"""Turns the page runs at once; more wait in Gradio's queue, which shows their position."""
+WORKING = "⏳ 처리 중이에요… (working)"
+MIC_WARNING = (  # hidden until assets/page.js finds the microphone blocked
+    '<div class="mic-warning-box" role="alert">'
+    "<strong>🔒 이 주소에서는 브라우저가 마이크를 막아요</strong> "
+    "(the browser blocks the microphone on plain HTTP from another machine).<br>"
+    "해결 (fix): 서버를 <code>python app.py --ssl</code> 로 실행하고 "
+    '<a class="https-link" href="#">https:// 주소</a>로 여세요 '
+    "(자체 서명 인증서 경고는 ‘고급 → 계속’으로 넘어가면 돼요), "
+    "또는 서버 컴퓨터에서 <code class='localhost-url'>http://localhost</code> 로 여세요. "
+    "글자 입력과 파일 올리기는 지금도 쓸 수 있어요 (typing and uploads still work)."
+    "</div>"
+)
+
+
+def mount_options(settings: Settings) -> dict:
+    """Keyword arguments for `gr.mount_gradio_app` (Gradio 6 takes css/js there, not on Blocks)."""
+    return {
+        "css_paths": [ASSETS / "page.css"],
+        "js": (ASSETS / "page.js").read_text(encoding="utf-8"),
+        "max_file_size": settings.max_upload_bytes,
+        "ssr_mode": False,
+        "footer_links": ["gradio", "settings"],  # not Gradio's API page: the REST API is /api, linked on the page
+    }
+
+
+@dataclass
+class Page:
+    """The page's components, as `_layout` placed them."""
+
+    blocks: gr.Blocks
+    conversation: gr.State
+    remembered: gr.BrowserState
+    chat: gr.Chatbot
+    status: gr.Markdown
+    recording: gr.Audio
+    question: gr.Textbox
+    send: gr.Button
+    answer: gr.Audio
+    conversation_box: gr.Textbox
+    open_button: gr.Button
+    new_button: gr.Button
+    timings: gr.Markdown
+    engines: gr.Markdown
+
+
+def build_page(service, settings: Settings) -> gr.Blocks:
+    with gr.Blocks(title="한국어 음성 질의응답", analytics_enabled=False, delete_cache=(3600, 86400)) as blocks:
+        page = _layout(blocks)
+        _wire(page, PageHandlers(service))
+    blocks.queue(default_concurrency_limit=CONCURRENT_TURNS)
+    return blocks
+
+
+def _layout(blocks: gr.Blocks) -> Page:
+    """Chat, recorder and text box on the left; answer player, conversation id, timings and engines on the right."""
+    conversation = gr.State("")
+    remembered = gr.BrowserState("", storage_key="voiceqna-conversation")
+    gr.Markdown("# 🎙️ 한국어 음성 질의응답 <small>Korean Voice Q&A</small>", elem_id="title")
+    gr.HTML(MIC_WARNING, elem_id="mic-warning", js_on_load=None)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=320):
+            chat = gr.Chatbot(
+                label="대화 (conversation)",
+                elem_id="chat",
+                height=460,
+                layout="bubble",
+                buttons=["copy"],
+                feedback_options=None,
+                placeholder="녹음 버튼을 누르고 한국어로 질문해 보세요.<br><small>Press record and ask in Korean, or type below.</small>",
+            )
+            status = gr.Markdown("", elem_id="status")
+            recording = gr.Audio(
+                sources=["microphone", "upload"],
+                type="filepath",
+                label="음성으로 질문 (record or upload audio)",
+                elem_id="question-audio",
+                buttons=[],
+            )
+            with gr.Row():
+                question = gr.Textbox(
+                    show_label=False,
+                    placeholder="글자로 질문하기 (type a question) — Enter로 보내기",
+                    elem_id="question-text",
+                    scale=5,
+                    max_lines=4,
+                )
+                send = gr.Button("보내기 (Send)", variant="primary", elem_id="send", scale=1, min_width=110)
+        with gr.Column(scale=2, min_width=260):
+            answer = gr.Audio(
+                label="답변 음성 (answer, plays automatically)",
+                autoplay=True,
+                interactive=False,
+                elem_id="answer-audio",
+                buttons=["download"],
+            )
+            with gr.Group():
+                conversation_box = gr.Textbox(
+                    label="대화 ID (conversation id)",
+                    placeholder="24자리 ID를 넣고 열기 (paste an id, then Open)",
+                    elem_id="conversation-id",
+                    max_lines=1,
+                )
+                with gr.Row():
+                    open_button = gr.Button("열기 (Open)", elem_id="open", size="sm")
+                    new_button = gr.Button("새 대화 (New)", elem_id="new", size="sm")
+            with gr.Accordion("처리 시간 (timings of the last turn)", open=True):
+                timings = gr.Markdown(NO_TURN_YET, elem_id="timings")
+            with gr.Accordion("실행 중인 엔진 (engines)", open=True):
+                engines = gr.Markdown("", elem_id="engines")
+            gr.Markdown("REST API: [`/api`](/api/docs) — Unity 등 게임 클라이언트용 (for game clients)", elem_id="api-hint")
+    return Page(blocks, conversation, remembered, chat, status, recording, question, send, answer,
+                conversation_box, open_button, new_button, timings, engines)
+
+
+def _wire(page: Page, handlers: PageHandlers) -> None:
+    """Which handler each event calls. Every handler's result goes through `show`."""
+    turn_outputs = [page.conversation, page.conversation_box, page.chat, page.answer, page.status, page.timings,
+                    page.remembered]
+    inputs_while_busy = [page.send, page.question, page.recording]
+
+    def show(update: PageUpdate) -> tuple:
+        if update.error:
+            gr.Warning(update.error, title="확인해 주세요 (please check)")
+        return _as_outputs(update)
+
+    def ask_text(cid, history, text):
+        update = handlers.ask_text(cid, history, text)
+        return (*show(update), text if update.error else "")  # a failed question stays in the box
+
+    def ask_audio(cid, history, path):
+        return (*show(handlers.ask_audio(cid, history, path)), None)  # the recorder is ready again
+
+    def busy():  # answers at once, before the turn starts: the page shows that it is working
+        return WORKING, *(gr.update(interactive=False) for _ in inputs_while_busy)
+
+    def idle():
+        return tuple(gr.update(interactive=True) for _ in inputs_while_busy)
+
+    text_turn = dict(fn=ask_text, inputs=[page.conversation, page.chat, page.question],
+                     outputs=[*turn_outputs, page.question])
+    audio_turn = dict(fn=ask_audio, inputs=[page.conversation, page.chat, page.recording],
+                      outputs=[*turn_outputs, page.recording])
+    for trigger, turn in (
+        (page.send.click, text_turn),
+        (page.question.submit, text_turn),
+        (page.recording.stop_recording, audio_turn),
+        (page.recording.upload, audio_turn),
+    ):
+        trigger(busy, None, [page.status, *inputs_while_busy], queue=False).then(
+            **turn, show_progress="minimal"
+        ).then(idle, None, inputs_while_busy, queue=False)
+
+    page.open_button.click(
+        lambda cid, history, current: show(handlers.open_conversation(cid, history, current)),
+        [page.conversation_box, page.chat, page.conversation],
+        turn_outputs,
+    )
+    page.new_button.click(lambda: show(handlers.new_conversation()), None, turn_outputs)
+    page.chat.clear(lambda: show(handlers.new_conversation()), None, turn_outputs)  # the bin icon: start afresh
+    page.blocks.load(
+        lambda saved: (handlers.engine_info(), *_reopen(handlers, saved)),
+        [page.remembered],
+        [page.engines, *turn_outputs],
+    )
+
+
+def _reopen(handlers: PageHandlers, saved: str) -> tuple:
+    """On page load: reopen the conversation this browser used last, if it still exists."""
+    if saved:
+        update = handlers.open_conversation(saved, [], "")
+        if not update.error:
+            return _as_outputs(update)
+    return _as_outputs(PageUpdate("", []))
+
+
+def _as_outputs(update: PageUpdate) -> tuple:
+    """Values for `turn_outputs`; a failure leaves the last answer and its timings in place."""
+    return (
+        update.conversation_id,
+        update.conversation_id,
+        update.chat,
+        gr.skip() if update.error else update.answer_audio,
+        update.status,
+        gr.skip() if update.timings is None else update.timings,
+        update.conversation_id,
+    )

@@ -1,0 +1,242 @@
+"""What the page's buttons do: plain functions over the service, no Gradio inside.
+
+Each handler returns a `PageUpdate` (the conversation as chat bubbles, the answer to play,
+a status line, the last turn's timings). Errors never escape: they become `error`, the
+conversation shown stays as it was and the user's input is kept for another try.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from voiceqna.errors import (
+    AudioTooLarge,
+    BadAudio,
+    EmptyAudio,
+    EngineUnavailable,
+    InvalidInput,
+    NotFound,
+    VoiceQnAError,
+)
+from voiceqna.service import Timings, TurnResult
+from voiceqna.store import Message
+
+logger = logging.getLogger(__name__)
+
+ChatMessage = dict
+"""One bubble in Gradio's messages format: {"role": "user"|"assistant", "content": [...]}."""
+
+# Korean first, a short English hint after: the first words of every error line.
+ERROR_TITLES: tuple[tuple[type[Exception], str], ...] = (
+    (EmptyAudio, "녹음이 비어 있어요 (empty recording)"),
+    (BadAudio, "오디오 파일이 아니에요 (not audio)"),
+    (AudioTooLarge, "녹음이 너무 길거나 커요 (too long)"),
+    (NotFound, "대화를 찾을 수 없어요 (not found)"),
+    (InvalidInput, "입력을 확인해 주세요 (invalid input)"),
+    (EngineUnavailable, "엔진 오류 (engine error)"),
+    (VoiceQnAError, "요청을 처리하지 못했어요 (error)"),
+)
+STAGES = (
+    ("decode_ms", "오디오 변환 (decode)"),
+    ("asr_ms", "음성 인식 (Whisper)"),
+    ("chat_ms", "답변 생성 (chat)"),
+    ("tts_ms", "음성 합성 (TTS)"),
+    ("store_ms", "저장 (store)"),
+    ("total_ms", "전체 (total)"),
+)
+NO_TURN_YET = "아직 처리한 질문이 없어요 (no turn yet)."
+
+
+@dataclass(frozen=True)
+class PageUpdate:
+    conversation_id: str
+    chat: list[ChatMessage]
+    answer_audio: str | None = None
+    """Path of the newest answer's audio, played once as it arrives; None: nothing to play."""
+    status: str = ""
+    """One line for the user: what happened, or what went wrong and what to do."""
+    timings: str | None = None
+    """The last turn's stages as a Markdown table; None leaves the table as it is."""
+    error: str = ""
+    """Set when the action failed: the page shows it as a warning and keeps the user's input."""
+
+
+class AudioFiles:
+    """Answer audio as files for Gradio to serve: content-addressed, written once.
+
+    Gradio copies each file it is given into its own cache (which `delete_cache` empties), so
+    a file here is needed only for a moment; files unused for `keep_s` are removed.
+    """
+
+    def __init__(self, folder: Path | None = None, keep_s: float = 3600.0) -> None:
+        self.folder = Path(folder or Path(tempfile.gettempdir()) / "voiceqna-page-audio")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.keep_s = keep_s
+
+    def save(self, data: bytes) -> str | None:
+        """The path of a file holding `data`; None when the bytes are not audio a browser plays."""
+        suffix = audio_suffix(data)
+        if suffix is None:
+            return None
+        self._prune()
+        path = self.folder / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
+        if path.is_file():
+            os.utime(path)
+        else:
+            partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            partial.write_bytes(data)
+            os.replace(partial, path)
+        return str(path)
+
+    def _prune(self) -> None:
+        cutoff = time.time() - self.keep_s
+        for old in self.folder.iterdir():
+            try:
+                if old.stat().st_mtime < cutoff:
+                    old.unlink()
+            except OSError:  # another process pruned it first
+                pass
+
+
+def audio_suffix(data: bytes) -> str | None:
+    """The file extension a browser needs to play these bytes; None for bytes that are not audio."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return ".wav"
+    if data[:3] == b"ID3" or data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return ".mp3"
+    if data[:4] == b"OggS":
+        return ".ogg"
+    if data[:4] == b"fLaC":
+        return ".flac"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return ".webm"
+    if data[4:8] == b"ftyp":
+        return ".m4a"
+    return None
+
+
+class PageHandlers:
+    """The page's actions. `service` is a ChatService or anything with the same methods."""
+
+    def __init__(self, service, files: AudioFiles | None = None) -> None:
+        self.service = service
+        self.files = files or AudioFiles()
+
+    def engine_info(self) -> str:
+        try:
+            info = self.service.info
+        except Exception as exc:  # a remote API that is down must not break the page
+            logger.warning("Engine info unavailable: %s", exc)
+            return f"엔진 정보를 가져오지 못했어요 (engine info unavailable): {exc}"
+        rows = (
+            ("음성 인식 (speech recognition)", info.recognizer),
+            ("대화 엔진 (chat)", info.chat),
+            ("음성 합성 (speech synthesis)", info.tts),
+            ("저장소 (store)", info.store),
+        )
+        return "\n".join(f"- **{label}**: {value}" for label, value in rows)
+
+    def new_conversation(self) -> PageUpdate:
+        try:
+            conversation_id = self.service.create()
+        except Exception as exc:
+            return failed("", [], exc)
+        return PageUpdate(conversation_id, [], status=f"새 대화를 시작했어요 (new conversation): `{conversation_id}`")
+
+    def open_conversation(self, conversation_id: str, chat: list[ChatMessage], current_id: str) -> PageUpdate:
+        conversation_id = (conversation_id or "").strip().lower()
+        try:
+            messages = self.service.get(conversation_id)
+        except Exception as exc:
+            return failed(current_id, chat, exc)
+        return PageUpdate(
+            conversation_id,
+            self.chat_messages(messages),
+            status=f"대화를 열었어요 (opened): 메시지 {len(messages)}개",
+        )
+
+    def ask_text(self, conversation_id: str, chat: list[ChatMessage], text: str) -> PageUpdate:
+        if not (text or "").strip():
+            return failed(conversation_id, chat, InvalidInput("The message is empty: type a question first."))
+        return self._turn(conversation_id, chat, lambda cid: self.service.send_text(cid, text))
+
+    def ask_audio(self, conversation_id: str, chat: list[ChatMessage], audio_path: str | None) -> PageUpdate:
+        if not audio_path:
+            return failed(conversation_id, chat, EmptyAudio("Nothing was recorded: press record, speak, then stop."))
+        try:
+            data = Path(audio_path).read_bytes()
+        except OSError as exc:
+            return failed(conversation_id, chat, BadAudio(f"The upload could not be read ({exc}): try again."))
+        return self._turn(conversation_id, chat, lambda cid: self.service.send_audio(cid, data))
+
+    def _turn(self, conversation_id: str, chat: list[ChatMessage], send) -> PageUpdate:
+        try:
+            if not conversation_id:
+                conversation_id = self.service.create()
+            result: TurnResult = send(conversation_id)
+        except Exception as exc:
+            return failed(conversation_id, chat, exc)
+        answer_audio = self.files.save(result.audio) if result.audio else None
+        update = PageUpdate(conversation_id, chat, answer_audio=answer_audio, timings=format_timings(result.timings))
+        if not result.stored:
+            return replace(update, status="🔇 말소리가 들리지 않았어요 (no speech heard): 마이크에 가까이 대고 다시 말씀해 주세요.")
+        chat = list(chat) + [
+            {"role": "user", "content": result.transcript},
+            self._assistant_message(result.text, answer_audio),
+        ]
+        status = "✅ 답변했어요 (answered)."
+        if result.audio_error:
+            status = f"⚠️ 답변을 소리로 만들지 못했어요 (speech failed): {result.audio_error}"
+        return replace(update, chat=chat, status=status)
+
+    def chat_messages(self, messages: list[Message]) -> list[ChatMessage]:
+        """Stored messages as bubbles; answers carry a player when they have audio."""
+        bubbles = []
+        for message in messages:
+            if message.role == "assistant":
+                path = self.files.save(message.audio) if message.audio else None
+                bubbles.append(self._assistant_message(message.text, path))
+            elif message.text:
+                bubbles.append({"role": "user", "content": message.text})
+        return bubbles
+
+    @staticmethod
+    def _assistant_message(text: str, audio_path: str | None) -> ChatMessage:
+        content: list = [text]
+        if audio_path:
+            content.append({"path": audio_path, "alt_text": "답변 음성 (answer audio)"})
+        return {"role": "assistant", "content": content}
+
+
+def failed(conversation_id: str, chat: list[ChatMessage], exc: Exception) -> PageUpdate:
+    """The page as it was, with the error on the status line and as a warning."""
+    message = describe_error(exc)
+    return PageUpdate(conversation_id, chat, status=message, error=message)
+
+
+def describe_error(exc: Exception) -> str:
+    """One line for the user: a Korean title, then the project's message (which says the fix)."""
+    for kind, title in ERROR_TITLES:
+        if isinstance(exc, kind):
+            return f"⚠️ {title}: {exc}"
+    logger.exception("Unexpected error in a page action", exc_info=exc)
+    return f"⚠️ 예상하지 못한 오류 (unexpected error, {type(exc).__name__}): 잠시 후 다시 시도해 주세요."
+
+
+def format_timings(timings: Timings) -> str:
+    """A Markdown table of the stages of the last turn (stages that did not run show —)."""
+    lines = ["| 단계 (stage) | 시간 (time) |", "| --- | ---: |"]
+    for name, label in STAGES:
+        ms = getattr(timings, name)
+        lines.append(f"| {label} | {_duration(ms) if ms > 0 else '—'} |")
+    return "\n".join(lines)
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
