@@ -51,7 +51,6 @@ from voiceqna import asr, audio  # noqa: E402
 from voiceqna.compose import build_recognizer, build_service  # noqa: E402
 from voiceqna.config import PROJECT_ROOT, Settings  # noqa: E402
 from voiceqna.textnorm import compact  # noqa: E402
-from voiceqna.whisper_window import WindowDecoder  # noqa: E402
 
 logger = logging.getLogger("benchmark")
 
@@ -139,7 +138,7 @@ def load_clips(limit_real: int | None, espeak_count: int, workdir: Path) -> list
     return clips
 
 
-def machine(args: argparse.Namespace, recognizer) -> dict:
+def machine(recognizer) -> dict:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -520,7 +519,7 @@ def main(argv: list[str] | None = None) -> dict:
     rss_before = rss_mb()
     recognizer, load_s = timed(build_recognizer, settings)
     result: dict = {"command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
-                    "machine": machine(args, recognizer), "model_load_s": load_s}
+                    "machine": machine(recognizer), "model_load_s": load_s}
     # Warm-up lever: the first request on a fresh model against the same request warm.
     probe = min(clips, key=lambda c: abs(c.duration_s - 3.0))
     first = timed(recognizer.transcribe, probe.samples)[1]
