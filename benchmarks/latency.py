@@ -108,6 +108,18 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def gpu_memory_mb() -> float | None:
+    """Memory in use on the first GPU (nvidia-smi), None without one."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10).stdout
+        return float(out.split()[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
@@ -536,7 +548,7 @@ def main(argv: list[str] | None = None) -> dict:
                                               args.turns, args.rounds)
     result["memory"] = {"rss_before_model_mb": rss_before, "rss_after_one_conversation_mb": rss_one_conversation,
                         "rss_after_concurrency_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(),
-                        "whisper_models": len(asr._MODEL_CACHE),
+                        "whisper_models": len(asr._MODEL_CACHE), "gpu_memory_used_mb": gpu_memory_mb(),
                         "conversations": 1 + args.rounds * sum(int(x) for x in args.clients.split(","))}
     if not args.quick:
         real = [c for c in clips if c.source == "real"] or clips
