@@ -494,7 +494,8 @@ def markdown(result: dict) -> str:
         lines.append(f"| {row['clients']} | {row['turns_per_s']:.2f} | {row['throughput_vs_first']:.2f} "
                      f"| {row['p95_s']:.2f} | {len(row['errors'])} |")
     mem = result["memory"]
-    lines += ["", f"Peak memory {mem['peak_rss_mb']:.0f} MB; Whisper models in memory: {mem['whisper_models']}."]
+    gpu = f"; GPU memory in use {mem['gpu_memory_used_mb']:.0f} MB" if mem["gpu_memory_used_mb"] is not None else ""
+    lines += ["", f"Peak memory {mem['peak_rss_mb']:.0f} MB{gpu}; Whisper models in memory: {mem['whisper_models']}."]
     return "\n".join(lines)
 
 
