@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 import requests
@@ -45,18 +45,19 @@ def server_env(data_dir: Path, overrides: dict[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def live_api(data_dir: Path, **settings: str) -> Iterator[str]:
-    """`python app.py --api-only` on 127.0.0.1; yields its base URL once /health answers."""
+def running_app(data_dir: Path, flags: list[str], settings: dict[str, str],
+                ready: Callable[[str], bool], scheme: str = "http") -> Iterator[str]:
+    """`python app.py FLAGS` on 127.0.0.1 and a free port; yields its base URL once `ready(url)`."""
     port = free_port()
-    log_path = data_dir.parent / f"server-{port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "app.py", "--api-only", "--host", "127.0.0.1", "--port", str(port), "--no-warm-up"]
+    log_path = data_dir.parent / f"server-{port}.log"
+    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--no-warm-up", *flags]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=server_env(data_dir, settings),
                                    stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"{scheme}://127.0.0.1:{port}"
     try:
-        wait_until_healthy(base_url, process, log_path)
+        wait_until_ready(base_url, process, log_path, ready)
         yield base_url
     finally:
         process.terminate()
@@ -67,18 +68,30 @@ def live_api(data_dir: Path, **settings: str) -> Iterator[str]:
             process.wait()
 
 
-def wait_until_healthy(base_url: str, process: subprocess.Popen, log_path: Path) -> None:
+def api_healthy(base_url: str) -> bool:
+    try:
+        return requests.get(f"{base_url}/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def wait_until_ready(base_url: str, process: subprocess.Popen, log_path: Path,
+                     ready: Callable[[str], bool] = api_healthy) -> None:
+    """Until `ready(base_url)`; fails with the server's log if it exits or takes too long."""
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    while not ready(base_url):
         if process.poll() is not None:
-            pytest.fail(f"The API server exited with {process.returncode}:\n{tail(log_path)}")
-        try:
-            if requests.get(f"{base_url}/health", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
+            pytest.fail(f"app.py exited with {process.returncode}:\n{tail(log_path)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"app.py did not answer within {START_TIMEOUT_S:.0f} s:\n{tail(log_path)}")
         time.sleep(0.2)
-    pytest.fail(f"The API server did not answer /health within {START_TIMEOUT_S:.0f} s:\n{tail(log_path)}")
+
+
+@contextmanager
+def live_api(data_dir: Path, **settings: str) -> Iterator[str]:
+    """`python app.py --api-only` on 127.0.0.1; yields its base URL once /health answers."""
+    with running_app(data_dir, ["--api-only"], settings, api_healthy) as base_url:
+        yield base_url
 
 
 def tail(path: Path, lines: int = 40) -> str:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -26,7 +24,7 @@ import pytest
 import requests
 import urllib3
 
-from tests.live_server import free_port, server_env, tail
+from tests.live_server import running_app
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.textnorm import compact
 
@@ -54,30 +52,9 @@ if not Path(CHROMIUM).is_file():
 @contextmanager
 def live_page(data_dir: Path, *flags: str, **settings: str) -> Iterator[str]:
     """`python app.py` (the page, REST under /api) on 127.0.0.1; yields its URL once it answers."""
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"page-{port}.log"
-    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--no-warm-up", *flags]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=server_env(data_dir, settings),
-                                   stdout=log, stderr=subprocess.STDOUT)
-    url = f"{'https' if '--ssl' in flags else 'http'}://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _answers(url):
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}:\n{tail(log_path)}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer within {START_TIMEOUT_S:.0f} s:\n{tail(log_path)}")
-            time.sleep(0.3)
+    scheme = "https" if "--ssl" in flags else "http"
+    with running_app(data_dir, list(flags), settings, _answers, scheme) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _answers(url: str) -> bool:
