@@ -118,7 +118,7 @@ class ChatService:
         message = self._checked(Message(role=role, text=text))
         if not _visible(message.text):
             raise InvalidInput("The message is empty: type or say something first.")
-        self.get(conversation_id)  # NotFound before any engine runs
+        # _answer reads the history before any engine runs, so an unknown id is NotFound first.
         return self._answer(conversation_id, message, Timings(), started)
 
     def send_audio(self, conversation_id: str, data: bytes) -> TurnResult:
@@ -128,7 +128,7 @@ class ChatService:
                 f"The upload is {len(data) / 1e6:.1f} MB, over the limit of "
                 f"{self.limits.max_upload_bytes / 1e6:.1f} MB: send a shorter clip."
             )
-        self.get(conversation_id)
+        self.get(conversation_id)  # NotFound before decoding and recognition
         timings = Timings()
         with _Stopwatch(timings, "decode_ms"):
             samples = audio.decode(data, max_seconds=self.limits.max_audio_s)
