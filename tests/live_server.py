@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -34,6 +35,13 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def store_rows(data_dir: Path) -> tuple[int, int]:
+    """(conversations, messages) in a server's SQLite file, opened read-only."""
+    with sqlite3.connect(f"file:{data_dir / 'conversations.sqlite3'}?mode=ro", uri=True) as db:
+        return (db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0],
+                db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
 
 def server_env(data_dir: Path, overrides: dict[str, str]) -> dict[str, str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import sqlite3
 import struct
 import subprocess
 import zlib
@@ -25,7 +24,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.live_server import live_api
+from tests.live_server import live_api, store_rows
 from voiceqna.config import PROJECT_ROOT
 
 KEY = "bad-input-key-7c1d0e"
@@ -41,9 +40,7 @@ class Server:
 
     def rows(self) -> tuple[int, int]:
         """(conversations, messages) in the server's SQLite file, opened read-only."""
-        with sqlite3.connect(f"file:{self.data_dir / 'conversations.sqlite3'}?mode=ro", uri=True) as db:
-            return (db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0],
-                    db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        return store_rows(self.data_dir)
 
     def conversation(self, conversation_id: str) -> list[dict]:
         response = requests.get(f"{self.url}/{conversation_id}", headers=AUTH, timeout=30)

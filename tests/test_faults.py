@@ -14,14 +14,13 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 import requests
 from fastapi.testclient import TestClient
 
 from tests.fake_openai import FakeOpenAI
-from tests.live_server import free_port, live_api, server_env, wait_until_ready
+from tests.live_server import free_port, live_api, server_env, store_rows, wait_until_ready
 from voiceqna.api import create_api
 from voiceqna.chat import OfflineChatEngine
 from voiceqna.config import PROJECT_ROOT
@@ -32,12 +31,6 @@ from voiceqna.tts import EspeakSynthesizer
 
 SEED = {"messages": ["안녕하세요", "반가워요"], "roles": ["user", "assistant"], "audios": ["", ""]}
 SECRET = "sk-fault-test-5d2a"
-
-
-def rows(data_dir: Path) -> tuple[int, int]:
-    with sqlite3.connect(f"file:{data_dir / 'conversations.sqlite3'}?mode=ro", uri=True) as db:
-        return (db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0],
-                db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +85,13 @@ CHAT_FAULTS = {"error-500": {"fail_with": 500}, "timeout": {"delay_s": 3.0}}
 def test_chat_engine_fault_is_503_stores_nothing_and_the_next_turn_works(engines_server, fault, how):
     url, data_dir = engines_server
     conversation_id = create(url)
-    before = rows(data_dir)
+    before = store_rows(data_dir)
     fault(**CHAT_FAULTS[how], only=("/chat/completions",))
     response = requests.post(f"{url}/send/text/{conversation_id}", json={"message": "수도가 어디예요?"}, timeout=60)
     assert_503(response, "chat engine did not answer")
     assert conversation(url, conversation_id) == [{"message": m, "role": r, "audio": ""}
                                                   for m, r in zip(SEED["messages"], SEED["roles"])]
-    assert rows(data_dir) == before
+    assert store_rows(data_dir) == before
     fault()  # the engine is back: the same conversation goes on
     again = requests.post(f"{url}/send/text/{conversation_id}", json={"message": "수도가 어디예요?"}, timeout=60)
     assert again.status_code == 200 and again.json()["text"] == "서울이에요."
@@ -108,13 +101,13 @@ def test_chat_engine_fault_is_503_stores_nothing_and_the_next_turn_works(engines
 def test_chat_engine_fault_on_a_spoken_turn_keeps_neither_recording_nor_answer(engines_server, fault, korean_wav):
     url, data_dir = engines_server
     conversation_id = create(url)
-    before = rows(data_dir)
+    before = store_rows(data_dir)
     fault(fail_with=502, only=("/chat/completions",))
     with open(korean_wav("고마워요"), "rb") as clip:
         response = requests.post(f"{url}/send/audio/{conversation_id}", files={"audio": ("q.wav", clip, "audio/wav")},
                                  timeout=120)
     assert_503(response, "chat engine")
-    assert len(conversation(url, conversation_id)) == 2 and rows(data_dir) == before
+    assert len(conversation(url, conversation_id)) == 2 and store_rows(data_dir) == before
 
 
 SPEECH_FAULTS = {"error-500": {"fail_with": 500}, "timeout": {"delay_s": 3.0}}
@@ -161,13 +154,13 @@ def test_recognizer_fault_mid_turn_is_503_and_stores_nothing_fake_recognizer(set
                           EspeakSynthesizer(), SQLiteStore(settings.sqlite_path))
     client = TestClient(create_api(service, settings), raise_server_exceptions=False)
     conversation_id = client.post("/create", json=SEED).json()["id"]
-    before = rows(settings.data_dir)
+    before = store_rows(settings.data_dir)
     response = client.post(f"/send/audio/{conversation_id}", content=korean_wav("고마워요").read_bytes(),
                            headers={"Content-Type": "audio/wav"})
     assert response.status_code == 503 and response.headers["retry-after"].isdigit()
     assert "speech recognizer failed" in response.json()["error"]
     assert "/opt/secret" not in response.text and "CUDA" not in response.text
-    assert len(client.get(f"/{conversation_id}").json()) == 2 and rows(settings.data_dir) == before
+    assert len(client.get(f"/{conversation_id}").json()) == 2 and store_rows(settings.data_dir) == before
 
 
 def test_a_corrupt_whisper_model_stops_the_server_at_start_with_the_fix(tmp_path):

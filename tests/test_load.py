@@ -7,18 +7,16 @@ from __future__ import annotations
 import json
 import select
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 import requests
 
 from benchmarks.load import plan, run_load, text_of
 from tests.fake_openai import FakeOpenAI
-from tests.live_server import live_api
+from tests.live_server import live_api, store_rows
 from voiceqna.config import PROJECT_ROOT
 
 SEED = {"messages": ["안녕하세요", "반가워요"], "roles": ["user", "assistant"], "audios": ["", ""]}
@@ -96,12 +94,6 @@ def create(url: str) -> str:
     return response.json()["id"]
 
 
-def rows(data_dir: Path) -> tuple[int, int]:
-    with sqlite3.connect(f"file:{data_dir / 'conversations.sqlite3'}?mode=ro", uri=True) as db:
-        return (db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0],
-                db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
-
-
 def test_spoken_turns_beyond_the_queue_get_503_with_retry_after_fake_slow_chat(small_server, fake, korean_wav):
     url, _ = small_server
     clip = korean_wav("고마워요").read_bytes()
@@ -156,7 +148,7 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
 def test_slow_and_stalled_clients_hold_up_nobody_and_get_408(small_server):
     url, data_dir = small_server
     conversation_id = create(url)
-    before = rows(data_dir)
+    before = store_rows(data_dir)
     host, port = url.removeprefix("http://").split(":")
     head = (f"POST /send/text/{conversation_id} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
             f"Content-Length: 1000\r\n\r\n").encode()
@@ -196,5 +188,5 @@ def test_slow_and_stalled_clients_hold_up_nobody_and_get_408(small_server):
         for sock in stalled + half_headers + [trickler]:
             sock.close()
     assert len(requests.get(f"{url}/{conversation_id}", timeout=30).json()) == 2
-    assert rows(data_dir) == (before[0] + 5, before[1] + 5 * 4)  # only the other clients' conversations
+    assert store_rows(data_dir) == (before[0] + 5, before[1] + 5 * 4)  # only the other clients' conversations
     assert requests.get(f"{url}/health", timeout=30).status_code == 200

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.live_server import free_port
 from voiceqna.config import PROJECT_ROOT
 
 STARTUP_DEADLINE_S = 180  # a generous limit to report a server that never answers, not a timing check
@@ -26,9 +26,7 @@ STARTUP_DEADLINE_S = 180  # a generous limit to report a server that never answe
 
 class Replica:
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log_dir / f"{name}.log"
         self.process = subprocess.Popen(

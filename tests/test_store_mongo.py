@@ -6,13 +6,13 @@ the connection tests use the real pymongo against a closed loopback port."""
 
 from __future__ import annotations
 
-import socket
 import sys
 
 import pytest
 from bson import Binary, ObjectId
 
 from tests.conftest import make_settings
+from tests.live_server import free_port
 from voiceqna.errors import AudioTooLarge, EngineUnavailable
 from voiceqna.store import Message
 
@@ -53,9 +53,7 @@ def store(fake_client):
 
 
 def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()  # nothing listens there once the probe socket is closed
 
 
 def test_fake_pymongo_one_document_per_conversation(store, fake_client):
