@@ -17,6 +17,7 @@ import sys
 
 from voiceqna.config import Settings
 from voiceqna.errors import VoiceQnAError
+from voiceqna.ports import VoiceChat
 
 logger = logging.getLogger("voiceqna")
 
@@ -34,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_service(settings: Settings, warm_up: bool = True):
+def build_service(settings: Settings, warm_up: bool = True) -> VoiceChat:
     """The in-process ChatService, or a client of a remote API when API_URL is set."""
     if settings.api_url:
         from voiceqna.remote import RemoteService
@@ -44,30 +45,39 @@ def build_service(settings: Settings, warm_up: bool = True):
 
     service = build_local(settings)
     if warm_up:
-        service.recognizer.warm_up()
+        service.warm_up()
     return service
 
 
-def build_app(settings: Settings, service, api_only: bool):
-    """One ASGI app: the REST routes at the root (api_only) or the page at / with the routes at /api."""
+def build_app(settings: Settings, service: VoiceChat, api_only: bool):
+    """One ASGI app: the REST routes at the root (api_only) or the page at / with the routes at /api.
+    Either way the service's engines are closed when the server shuts down."""
     from voiceqna.api import create_api
 
     api = create_api(service, settings)
     if api_only:
         return api
-    from voiceqna.ui import build_page, mount_options
+    from voiceqna.page import build_page, mount_options
 
-    return mount_page(api, build_page(service, settings), settings, mount_options(settings))
+    return mount_page(api, build_page(service, settings), settings, service, mount_options(settings))
 
 
-def mount_page(api, page, settings: Settings, options: dict | None = None):
+def mount_page(api, page, settings: Settings, service: VoiceChat, options: dict | None = None):
     """The page at / and the REST routes at /api. With API_KEY set, neither answers without it:
     the routes want it in a header, the page asks for it in its login form (any user name, the
     key as password) before its own API (/gradio_api/…) answers."""
+    from contextlib import asynccontextmanager
+
     import gradio as gr
     from fastapi import FastAPI
+    from fastapi.concurrency import run_in_threadpool
 
-    root = FastAPI(title="Korean Voice Q&A", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(app):  # a mounted app's own lifespan does not run: close the engines here
+        yield
+        await run_in_threadpool(service.close)
+
+    root = FastAPI(title="Korean Voice Q&A", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     root.mount("/api", api)
     no_docs = {"openapi_url": None, "docs_url": None, "redoc_url": None}  # Gradio's own route list stays private
     return gr.mount_gradio_app(root, page, path="/", auth=page_login(settings.api_key), app_kwargs=no_docs,

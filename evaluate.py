@@ -25,14 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from voiceqna import metrics
+from voiceqna.evaluation import metrics
 from voiceqna.audio import SAMPLE_RATE, decode
-from voiceqna.asr import WhisperRecognizer
-from voiceqna.compose import build_recognizer, whisper_options
+from voiceqna.engines.asr_whisper import WhisperRecognizer
+from voiceqna.compose import build_recognizer
 from voiceqna.config import Settings
-from voiceqna.datasets_io import SpeechSet, Utterance, open_speech_set
+from voiceqna.evaluation.datasets import SpeechSet, Utterance, open_speech_set
 from voiceqna.errors import BadAudio, EngineUnavailable, VoiceQnAError
-from voiceqna.metrics import ErrorCounts
+from voiceqna.evaluation.metrics import ErrorCounts
 
 logger = logging.getLogger("evaluate")
 
@@ -107,7 +107,8 @@ class Loaded:
 
     @property
     def label(self) -> str:
-        return f"{self.settings.whisper_model} ({self.recognizer.compute_type}, beam {self.settings.whisper_beam_size})"
+        options = self.settings.whisper
+        return f"{options.model} ({self.recognizer.compute_type}, beam {options.beam_size})"
 
 
 def load(settings: Settings) -> Loaded:
@@ -118,9 +119,9 @@ def load(settings: Settings) -> Loaded:
         recognizer.warm_up()
     except (OSError, RuntimeError, ValueError) as exc:
         raise EngineUnavailable(
-            f"Could not load Whisper model {settings.whisper_model!r} with compute type "
-            f"{settings.whisper_compute_type!r} ({type(exc).__name__}: {exc}). Give a folder name under models/ "
-            "(python -m voiceqna.convert makes one), a CTranslate2 folder, or a size name or hub id when online."
+            f"Could not load Whisper model {settings.whisper.model!r} with compute type "
+            f"{settings.whisper.compute_type!r} ({type(exc).__name__}: {exc}). Give a folder name under models/ "
+            "(python -m voiceqna.evaluation.convert makes one), a CTranslate2 folder, or a size name or hub id when online."
         ) from None
     loaded = Loaded(settings, recognizer, time.perf_counter() - started)
     logger.info("%s: loaded in %.1f s", loaded.label, loaded.load_s)
@@ -149,7 +150,7 @@ def run(loaded: Loaded, speech_set: SpeechSet, batch_size: int) -> RunResult:
             transcribe_s += time.perf_counter() - batch_started
             for (utterance, samples), (transcript, seconds) in zip(decoded, outcomes):
                 results.append(_score(utterance, transcript.text, samples.size / SAMPLE_RATE, seconds))
-    options = dataclasses.asdict(whisper_options(settings))
+    options = dataclasses.asdict(settings.whisper)
     options.update(device=recognizer.device, compute_type=recognizer.compute_type, batch_size=batch_size)
     return RunResult(label, options, results, transcribe_s, loaded.load_s, skipped)
 
@@ -285,12 +286,14 @@ def _positive(text: str) -> int:
 
 def configurations(base: Settings, args: argparse.Namespace) -> list[Settings]:
     """One Settings per combination of the repeated flags; unset flags keep the app's value."""
-    models = args.model or [base.whisper_model]
-    compute_types = args.compute_type or [base.whisper_compute_type]
-    beams = args.beam_size or [base.whisper_beam_size]
-    workers = args.batch_size if args.batch_size > 1 else base.whisper_workers
+    options = base.whisper
+    models = args.model or [options.model]
+    compute_types = args.compute_type or [options.compute_type]
+    beams = args.beam_size or [options.beam_size]
+    workers = args.batch_size if args.batch_size > 1 else options.workers
     return [
-        dataclasses.replace(base, whisper_model=m, whisper_compute_type=c, whisper_beam_size=b, whisper_workers=workers)
+        dataclasses.replace(base, whisper=dataclasses.replace(options, model=m, compute_type=c, beam_size=b,
+                                                              workers=workers))
         for m, c, b in itertools.product(models, compute_types, beams)
     ]
 

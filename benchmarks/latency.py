@@ -47,9 +47,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voiceqna import asr, audio  # noqa: E402
+from voiceqna import audio  # noqa: E402
+from voiceqna.engines import asr_whisper as asr  # noqa: E402
 from voiceqna.compose import build_recognizer, build_service  # noqa: E402
-from voiceqna.config import PROJECT_ROOT, Settings  # noqa: E402
+from voiceqna.config import PROJECT_ROOT, Settings, WhisperOptions  # noqa: E402
 from voiceqna.textnorm import compact  # noqa: E402
 
 logger = logging.getLogger("benchmark")
@@ -422,7 +423,7 @@ def bench_threads(settings: Settings, clips: list[Clip], configs: list[tuple[int
     recognizers = {}
     for threads, workers in configs:
         recognizers[(threads, workers)] = build_recognizer(
-            replace(settings, whisper_cpu_threads=threads, whisper_workers=workers))
+            replace(settings, whisper=replace(settings.whisper, cpu_threads=threads, workers=workers)))
         recognizers[(threads, workers)].warm_up()
     single: dict[tuple, list[float]] = {key: [] for key in recognizers}
     throughput: dict[tuple, list[float]] = {key: [] for key in recognizers}
@@ -520,8 +521,8 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     workdir = Path(tempfile.mkdtemp(prefix="voiceqna-bench-"))
-    settings = replace(Settings(), whisper_model=args.model, whisper_device=args.device,
-                       whisper_compute_type=args.compute_type, chat_engine="offline", tts_engine="espeak",
+    whisper = replace(WhisperOptions(), model=args.model, device=args.device, compute_type=args.compute_type)
+    settings = replace(Settings(), whisper=whisper, chat_engine="offline", tts_engine="espeak",
                        store="sqlite", data_dir=workdir / "data")
     settings.validate()
     settings.data_dir.mkdir(parents=True)

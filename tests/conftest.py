@@ -3,10 +3,7 @@ the real Korean recordings (skipped where absent), and Korean speech made with e
 
 from __future__ import annotations
 
-import csv
-import shutil
-import subprocess
-from dataclasses import dataclass
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -15,14 +12,8 @@ import pytest
 from tests.live_server import API_KEY, CORS_ORIGIN, free_port, live_api
 from voiceqna.compose import build_recognizer
 from voiceqna.config import PROJECT_ROOT, Settings
-
-KOREAN_READ_SPEECH = PROJECT_ROOT.parent / "shared" / "data" / "korean-read-speech"
-
-
-@dataclass(frozen=True)
-class Clip:
-    path: Path
-    text: str
+from voiceqna.evaluation import clips
+from voiceqna.evaluation.clips import Clip
 
 
 def make_settings(data_dir: Path, **overrides: str) -> Settings:
@@ -45,21 +36,22 @@ def recognizer():
 
 @pytest.fixture(scope="session")
 def read_speech() -> list[Clip]:
-    """The 30 real Korean read-speech clips with their reference sentences."""
-    metadata = KOREAN_READ_SPEECH / "metadata.csv"
-    if not metadata.is_file():
-        pytest.skip(f"Real Korean recordings not found at {KOREAN_READ_SPEECH} (see shared/data/README.md)")
-    with open(metadata, encoding="utf-8") as handle:
-        return [Clip(KOREAN_READ_SPEECH / row["file_name"], row["text"]) for row in csv.DictReader(handle)]
+    """The 30 real Korean read-speech clips with their reference sentences. Where they are
+    absent the tests that need them skip, saying how to get them; in CI (CI=true) they fail."""
+    try:
+        return clips.read_speech()
+    except FileNotFoundError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI needs the test recordings: {exc}")
+        pytest.skip(str(exc))
 
 
 def espeak_wav(text: str, path: Path, rate_wpm: int = 130) -> Path:
-    """Korean speech from espeak-ng (robotic: for plumbing, not for accuracy)."""
-    binary = shutil.which("espeak-ng")
-    if binary is None:
-        pytest.fail("espeak-ng is missing: run `make test`, which installs packages.txt")
-    subprocess.run([binary, "-v", "ko", "-s", str(rate_wpm), "-w", str(path), "--stdin"],
-                   input=text.encode(), check=True, capture_output=True)
+    """Korean speech from espeak-ng (robotic: for plumbing, not for accuracy), written to `path`."""
+    try:
+        path.write_bytes(clips.espeak(text, rate_wpm))
+    except FileNotFoundError as exc:
+        pytest.fail(f"{exc}; `make test` installs it")
     return path
 
 

@@ -1,8 +1,11 @@
 """A FAKE OpenAI-compatible server on loopback, for tests: OpenAI's API cannot be reached here.
 
-It records every request and answers /v1/chat/completions and /v1/audio/speech the way the
-real API does (shape only). `fail_with` makes it answer an HTTP error, `delay_s` makes it slow;
-`only` limits both to the paths ending with one of its suffixes (e.g. ("/audio/speech",)).
+It records every request and answers /v1/chat/completions (whole, or streamed as Server-Sent
+Events when asked with "stream": true) and /v1/audio/speech the way the real API does (shape
+only). `fail_with` makes it answer an HTTP error, `delay_s` makes it slow; `only` limits both
+to the paths ending with one of its suffixes (e.g. ("/audio/speech",)). A streamed answer
+comes in tokens of TOKEN_CHARS characters, the first after `first_token_s`, then
+`tokens_per_s` of them a second (0: all at once); `fail_after_tokens` breaks the stream off.
 """
 
 from __future__ import annotations
@@ -26,12 +29,19 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+TOKEN_CHARS = 2
+"""Characters per streamed token (Korean LLM tokens are one or two syllables)."""
+
+
 @dataclass
 class FakeOpenAI:
     answer: str = "서울이에요."
     fail_with: int = 0
     delay_s: float = 0.0
     only: tuple[str, ...] = ()
+    first_token_s: float = 0.0
+    tokens_per_s: float = 0.0
+    fail_after_tokens: int = -1
     requests: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
 
@@ -51,6 +61,8 @@ class FakeOpenAI:
                 if fake.fail_with and targeted:
                     return self._send(fake.fail_with, "application/json",
                                       json.dumps({"error": {"message": "fake failure"}}).encode())
+                if self.path.endswith("/chat/completions") and body.get("stream"):
+                    return self._stream(body["model"])
                 if self.path.endswith("/chat/completions"):
                     payload = {
                         "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"],
@@ -62,6 +74,28 @@ class FakeOpenAI:
                     tone = 0.3 * np.sin(np.arange(24_000) / 24_000 * 2 * np.pi * 220)
                     return self._send(200, "audio/wav", encode_wav(tone.astype(np.float32), 24_000))
                 self._send(404, "application/json", b'{"error": {"message": "not found"}}')
+
+            def _stream(self, model: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                time.sleep(fake.first_token_s)
+                tokens = [fake.answer[i:i + TOKEN_CHARS] for i in range(0, len(fake.answer), TOKEN_CHARS)]
+                for number, token in enumerate(tokens):
+                    if number == fake.fail_after_tokens:
+                        return  # the connection drops mid-answer
+                    if number and fake.tokens_per_s:
+                        time.sleep(1.0 / fake.tokens_per_s)
+                    self._event({"role": "assistant", "content": token} if number == 0 else {"content": token}, model)
+                self._event({}, model, finish="stop")
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
+            def _event(self, delta: dict, model: str, finish: str | None = None) -> None:
+                chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+                self.wfile.flush()
 
             def _send(self, status: int, kind: str, data: bytes) -> None:
                 self.send_response(status)

@@ -49,7 +49,6 @@ def test_espeak_korean_sentences_come_through(recognizer, korean_wav):
 def test_two_seconds_of_silence_give_no_text(recognizer):
     transcript = recognizer.transcribe(np.zeros(2 * SAMPLE_RATE, np.float32))
     assert transcript.text == ""
-    assert transcript.duration_s == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("level", [0.01, 0.1, 0.3])

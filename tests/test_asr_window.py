@@ -1,4 +1,4 @@
-"""The short-window recognizer (voiceqna.whisper_window) keeps accuracy and the guards.
+"""The short-window recognizer (voiceqna.engines.asr_whisper_window) keeps accuracy and the guards.
 
 Real model, real recordings; nothing here is timed (benchmarks/latency.py measures speed).
 """
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_settings
-from voiceqna.asr import WhisperRecognizer
+from voiceqna.engines.asr_whisper import WhisperRecognizer
 from voiceqna.audio import SAMPLE_RATE, decode
-from voiceqna.compose import whisper_options
+
 from voiceqna.textnorm import compact
 
 CER_LIMIT = 0.15
@@ -90,7 +90,7 @@ def test_speech_longer_than_one_window_is_cut_at_pauses_and_fully_transcribed(re
 
 def test_window_30_is_faster_whispers_standard_path_on_the_same_model(recognizer, clips):
     settings = make_settings(Path("/nonexistent"), whisper_window_s="30")
-    standard = WhisperRecognizer(whisper_options(settings), settings.models_dir)
+    standard = WhisperRecognizer(settings.whisper, settings.models_dir)
     assert standard.window is None and standard.model is recognizer.model
     short = [(s, t) for s, t in clips if s.size < 5 * SAMPLE_RATE][:5]
     hypotheses = [standard.transcribe(samples).text for samples, _ in short]

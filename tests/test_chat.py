@@ -1,10 +1,13 @@
 import pytest
 
 from tests.fake_openai import FakeOpenAI
-from voiceqna.chat import FALLBACK_ANSWER, SYSTEM_PROMPT, OfflineChatEngine, OpenAIChatEngine, Turn
+from voiceqna.engines.chat_offline import FALLBACK_ANSWER, OfflineChatEngine
+from voiceqna.engines.chat_openai import OpenAIChatEngine
+from voiceqna.engines.chat_prompt import SYSTEM_PROMPT
+from voiceqna.ports import TextMessage
 from voiceqna.config import Settings
 from voiceqna.errors import EngineUnavailable
-from voiceqna.knowledge import KnowledgeBase
+from voiceqna.engines.chat_knowledge import KnowledgeBase
 
 
 @pytest.fixture
@@ -58,7 +61,7 @@ def fake_openai():
 
 def test_openai_engine_against_a_fake_server_sends_model_prompt_and_bounded_history(fake_openai):
     engine = OpenAIChatEngine(api_key="sk-test", model="my-model", base_url=fake_openai.base_url, history_messages=4)
-    history = [Turn("user" if i % 2 == 0 else "assistant", f"메시지 {i}") for i in range(10)]
+    history = [TextMessage("user" if i % 2 == 0 else "assistant", f"메시지 {i}") for i in range(10)]
     assert engine.reply(history, "한국의 수도는?") == "서울이에요."
     (request,) = fake_openai.requests
     assert request["path"] == "/v1/chat/completions"

@@ -1,5 +1,5 @@
 """Bring your own model: a tiny randomly initialised Whisper, built offline with transformers, is
-converted by `python -m voiceqna.convert` and then loaded and run by the app's recognizer and
+converted by `python -m voiceqna.evaluation.convert` and then loaded and run by the app's recognizer and
 by evaluate.py, by name. Its text is garbage; that it loads, runs and returns text is the point."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import espeak_wav, make_settings
-from voiceqna import models
+from voiceqna.engines import asr_whisper_models as models
 from voiceqna.audio import decode
 from voiceqna.compose import build_recognizer
 from voiceqna.config import PROJECT_ROOT
-from voiceqna.convert import ConversionError, convert, default_name
+from voiceqna.evaluation.convert import ConversionError, convert, default_name
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def models_dir(tmp_path_factory) -> Path:
 
 
 def run_convert(models_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "voiceqna.convert", *args], cwd=PROJECT_ROOT,
+    return subprocess.run([sys.executable, "-m", "voiceqna.evaluation.convert", *args], cwd=PROJECT_ROOT,
                           env=dict(os.environ, MODELS_DIR=str(models_dir)), capture_output=True, text=True, timeout=900)
 
 
@@ -87,7 +87,7 @@ def test_the_app_loads_the_converted_model_by_name(converted, models_dir, tmp_pa
     recognizer = build_recognizer(settings)
     transcript = recognizer.transcribe(decode(espeak_wav("안녕하세요", tmp_path / "q.wav").read_bytes()))
     assert isinstance(transcript.text, str)
-    assert transcript.duration_s > 0.5
+    assert recognizer.description.startswith("Whisper tiny-ko (cpu, int8)")
 
 
 def test_evaluate_compares_the_converted_model_with_base(converted, models_dir, base_dir, tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from voiceqna.audio import decode, encode_wav
-from voiceqna.datasets_io import DatasetUnavailable, open_speech_set
+from voiceqna.evaluation.datasets import DatasetUnavailable, open_speech_set
 
 TEXTS = ["안녕하세요.", "오늘 날씨가 좋네요!", "감사합니다"]
 

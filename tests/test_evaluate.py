@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KOREAN_READ_SPEECH, espeak_wav
+from tests.conftest import espeak_wav
+from voiceqna.evaluation.clips import READ_SPEECH
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.textnorm import compact, normalize
 
@@ -62,11 +63,9 @@ def assert_consistent(run: dict, rows: list[dict]) -> None:
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-    if not (KOREAN_READ_SPEECH / "metadata.csv").is_file():
-        pytest.skip(f"Real Korean recordings not found at {KOREAN_READ_SPEECH}")
+def real_run(tmp_path_factory, read_speech):
     output = tmp_path_factory.mktemp("eval-real")
-    result = run_evaluate("--dataset", str(KOREAN_READ_SPEECH), "--output", str(output))
+    result = run_evaluate("--dataset", str(READ_SPEECH), "--output", str(output))
     assert result.returncode == 0, result.stderr[-3000:]
     return output, result
 
@@ -78,7 +77,7 @@ def test_real_read_speech_with_the_app_recognizer(real_run):
         assert (output / name).is_file(), name
     report, rows, table = read_outputs(output)
     (run,) = report["runs"]
-    with open(KOREAN_READ_SPEECH / "metadata.csv", encoding="utf-8") as handle:
+    with open(READ_SPEECH / "metadata.csv", encoding="utf-8") as handle:
         expected = list(csv.DictReader(handle))
     assert [r["reference"] for r in rows] == [e["text"] for e in expected]
     assert [r["id"] for r in rows] == [e["file_name"] for e in expected]
@@ -117,7 +116,7 @@ def test_compute_types_compared_in_one_run(espeak_set, tmp_path):
     assert len({r["label"] for r in report["runs"]}) == 2
     for run in report["runs"]:
         assert run["n"] == 3, "--limit 3 of 4 clips"
-        assert run["settings"]["batch_size"] == 2 and run["settings"]["num_workers"] == 2
+        assert run["settings"]["batch_size"] == 2 and run["settings"]["workers"] == 2
         assert_consistent(run, [r for r in rows if r["run"] == run["label"]])
         assert run["label"] in table
     assert [r["reference"] for r in rows[:3]] == ["안녕하세요", "오늘 날씨가 좋네요", "감사합니다"]
@@ -145,5 +144,5 @@ def test_unknown_model_fails_before_the_long_loop(espeak_set, tmp_path):
                           "--output", str(tmp_path / "out"), HF_HUB_OFFLINE="1")
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Could not load Whisper model 'no-such-model'" in result.stderr
-    assert "python -m voiceqna.convert" in result.stderr and "Traceback" not in result.stderr
+    assert "python -m voiceqna.evaluation.convert" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()

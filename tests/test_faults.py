@@ -22,12 +22,12 @@ from fastapi.testclient import TestClient
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import free_port, live_api, server_env, store_rows, wait_until_ready
 from voiceqna.api import create_api
-from voiceqna.chat import OfflineChatEngine
+from voiceqna.engines.chat_offline import OfflineChatEngine
 from voiceqna.config import PROJECT_ROOT
-from voiceqna.knowledge import KnowledgeBase
+from voiceqna.engines.chat_knowledge import KnowledgeBase
 from voiceqna.service import ChatService
-from voiceqna.store import SQLiteStore
-from voiceqna.tts import EspeakSynthesizer
+from voiceqna.engines.store_sqlite import SQLiteStore
+from voiceqna.engines.tts_espeak import EspeakSynthesizer
 
 SEED = {"messages": ["안녕하세요", "반가워요"], "roles": ["user", "assistant"], "audios": ["", ""]}
 SECRET = "sk-fault-test-5d2a"

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from voiceqna.metrics import ErrorCounts, align, cer, char_errors, percentiles, wer, word_errors
+from voiceqna.evaluation.metrics import ErrorCounts, align, cer, char_errors, percentiles, wer, word_errors
 
 # 6 words: 저 / 식당 / 음식이 / 정말 / 맛있나 / 봐요;  13 characters without spaces and the full stop.
 REFERENCE = "저 식당 음식이 정말 맛있나 봐요."

@@ -1,6 +1,6 @@
 import pytest
 
-from voiceqna import models
+from voiceqna.engines import asr_whisper_models as models
 
 
 def test_base_resolves_to_the_bundled_model_offline(tmp_path):

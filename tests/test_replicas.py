@@ -157,7 +157,8 @@ def test_two_replicas_serve_one_conversation_alternately_and_concurrently(replic
 
 
 def _append_turns(path: str, conversation_id: str, worker: int, turns: int) -> None:
-    from voiceqna.store import Message, SQLiteStore
+    from voiceqna.engines.store_sqlite import SQLiteStore
+    from voiceqna.ports import Message
 
     store = SQLiteStore(Path(path))  # each process opens the (maybe brand-new) file itself
     for n in range(turns):
@@ -169,7 +170,7 @@ def test_processes_writing_one_sqlite_file_keep_every_turn_whole(tmp_path):
     """The store under the replicas: WAL, BEGIN IMMEDIATE and a busy timeout across processes."""
     import multiprocessing
 
-    from voiceqna.store import SQLiteStore
+    from voiceqna.engines.store_sqlite import SQLiteStore
 
     path = tmp_path / "shared.sqlite3"
     store = SQLiteStore(path)

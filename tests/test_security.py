@@ -17,7 +17,7 @@ from tests.conftest import make_settings
 from tests.live_server import live_api
 from voiceqna.compose import build_service
 from voiceqna.config import PROJECT_ROOT
-from voiceqna.store import ID_PATTERN, new_id
+from voiceqna.ports import ID_PATTERN, new_id
 
 KEY = "security-key-41f0a9"
 

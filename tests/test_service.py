@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.fake_openai import FakeOpenAI
-from voiceqna.audio import encode_wav, wav_duration
+from voiceqna.audio import encode_wav
+from voiceqna.evaluation.clips import seconds
 from voiceqna.compose import build_service
 from voiceqna.errors import AudioTooLarge, BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, NotFound
 from voiceqna.service import NOT_HEARD
@@ -26,12 +27,12 @@ def test_a_spoken_korean_question_is_transcribed_answered_spoken_and_kept(servic
     turn = service.send_audio(cid, clip.path.read_bytes())
     assert compact(turn.transcript)[:4] == compact(clip.text)[:4]
     assert turn.text and turn.stored and not turn.audio_error
-    assert wav_duration(turn.audio) > 1.0
+    assert seconds(turn.audio) > 1.0
     assert turn.timings.asr_ms > 0 and turn.timings.tts_ms > 0
     assert turn.timings.total_ms >= turn.timings.asr_ms + turn.timings.chat_ms
     messages = service.get(cid)
     assert [(m.role, m.text) for m in messages] == [("user", turn.transcript), ("assistant", turn.text)]
-    assert wav_duration(messages[0].audio) == pytest.approx(wav_duration(clip.path.read_bytes()), abs=0.05)
+    assert seconds(messages[0].audio) == pytest.approx(seconds(clip.path.read_bytes()), abs=0.05)
     assert messages[1].audio == turn.audio
 
 
@@ -55,7 +56,7 @@ def test_silence_is_answered_with_not_heard_and_not_stored(service):
     cid = service.create()
     turn = service.send_audio(cid, encode_wav(np.zeros(32_000, np.float32)))
     assert (turn.transcript, turn.text, turn.stored) == ("", NOT_HEARD, False)
-    assert wav_duration(turn.audio) > 0.5
+    assert seconds(turn.audio) > 0.5
     assert service.get(cid) == []
 
 

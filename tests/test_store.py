@@ -5,7 +5,8 @@ import sqlite3
 import pytest
 
 from voiceqna.errors import NotFound
-from voiceqna.store import ID_PATTERN, Message, SQLiteStore
+from voiceqna.engines.store_sqlite import SQLiteStore
+from voiceqna.ports import ID_PATTERN, Message
 
 
 @pytest.fixture

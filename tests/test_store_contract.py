@@ -15,7 +15,8 @@ from typing import Callable
 import pytest
 
 from voiceqna.errors import AudioTooLarge, NotFound
-from voiceqna.store import ID_PATTERN, ConversationStore, Message, SQLiteStore, new_id
+from voiceqna.engines.store_sqlite import SQLiteStore
+from voiceqna.ports import ID_PATTERN, ConversationStore, Message, new_id
 
 AUDIO = bytes(range(256)) * 4  # every byte value, NULs included
 
@@ -43,7 +44,7 @@ def _mongo_poison() -> list[Message]:
 
 def fake_pymongo_backend(tmp_path, request) -> Backend:
     mongomock = pytest.importorskip("mongomock", reason="pip install -r requirements-dev.txt (mongomock)")
-    from voiceqna.store_mongo import MongoStore
+    from voiceqna.engines.store_mongo import MongoStore
 
     client = mongomock.MongoClient()  # one in-process fake server shared by every store object
     return Backend(lambda: MongoStore("mongodb://fake-pymongo", "voiceqna", "chats", client=client),
@@ -54,7 +55,7 @@ def real_mongodb_backend(tmp_path, request) -> Backend:
     uri = os.environ.get("MONGODB_URI")
     if not uri:
         pytest.skip("No MongoDB server: set MONGODB_URI (e.g. mongodb://localhost:27017) to run the contract on one")
-    from voiceqna.store_mongo import MongoStore
+    from voiceqna.engines.store_mongo import MongoStore
 
     database = f"voiceqna_test_{uuid.uuid4().hex[:12]}"
     stores: list[MongoStore] = []

@@ -14,12 +14,12 @@ from bson import Binary, ObjectId
 from tests.conftest import make_settings
 from tests.live_server import free_port
 from voiceqna.errors import AudioTooLarge, EngineUnavailable
-from voiceqna.store import Message
+from voiceqna.ports import Message
 
 mongomock = pytest.importorskip("mongomock", reason="pip install -r requirements-dev.txt (mongomock)")
 import pymongo.errors  # noqa: E402
 
-from voiceqna.store_mongo import MESSAGES_BUDGET, MongoStore  # noqa: E402
+from voiceqna.engines.store_mongo import MESSAGES_BUDGET, MongoStore  # noqa: E402
 
 MB = 1024 * 1024
 

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from tests.fake_openai import FakeOpenAI
-from voiceqna.audio import decode, wav_duration
-from voiceqna.tts import EspeakSynthesizer, OpenAISynthesizer
+from voiceqna.audio import decode
+from voiceqna.evaluation.clips import seconds
+from voiceqna.engines.tts_espeak import EspeakSynthesizer
+from voiceqna.engines.tts_openai import OpenAISynthesizer
 
 
 def wav_header(data: bytes) -> tuple[int, int, int]:
@@ -24,8 +26,8 @@ def test_espeak_speaks_korean_as_16_bit_wav_that_decodes():
 
 def test_duration_fits_the_text():
     tts = EspeakSynthesizer()
-    short = wav_duration(tts.synthesize("네."))
-    long = wav_duration(tts.synthesize("대한민국의 수도는 서울이에요. 경복궁과 남산서울타워, 한강공원을 추천해요."))
+    short = seconds(tts.synthesize("네."))
+    long = seconds(tts.synthesize("대한민국의 수도는 서울이에요. 경복궁과 남산서울타워, 한강공원을 추천해요."))
     assert 0.2 < short < 2.0
     assert 3.0 < long < 15.0
     assert long > 3 * short
@@ -33,7 +35,7 @@ def test_duration_fits_the_text():
 
 def test_text_that_looks_like_an_option_is_spoken_not_parsed():
     data = EspeakSynthesizer().synthesize("--help 는 옵션이 아니에요")
-    assert wav_duration(data) > 1.0
+    assert seconds(data) > 1.0
 
 
 def test_openai_speech_against_a_fake_server():
@@ -41,7 +43,7 @@ def test_openai_speech_against_a_fake_server():
     try:
         tts = OpenAISynthesizer(api_key="k", model="tts-model", voice="nova", base_url=fake.base_url)
         data = tts.synthesize("안녕하세요")
-        assert wav_duration(data) == pytest.approx(1.0)
+        assert seconds(data) == pytest.approx(1.0)
         (request,) = fake.requests
         assert request["path"] == "/v1/audio/speech"
         assert (request["model"], request["voice"], request["input"]) == ("tts-model", "nova", "안녕하세요")

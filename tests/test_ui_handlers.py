@@ -11,9 +11,9 @@ import pytest
 from tests.conftest import make_settings
 from voiceqna.compose import build_service
 from voiceqna.service import Timings
-from voiceqna.store import Message
+from voiceqna.ports import Message
 from voiceqna.textnorm import compact
-from voiceqna.ui_handlers import AudioFiles, PageHandlers, audio_suffix, format_timings
+from voiceqna.page.handlers import AudioFiles, PageHandlers, audio_suffix, format_timings
 
 
 @pytest.fixture
@@ -116,7 +116,9 @@ def test_empty_typed_question_keeps_the_conversation(handlers):
 class FailingChatFake:
     """A chat engine whose server is down (the fake stands in for a remote server)."""
 
-    def reply(self, history, question):
+    description = "a chat server that is down"
+
+    def stream(self, history, question):
         raise ConnectionError("connection refused")
 
 

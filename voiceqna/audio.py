@@ -1,11 +1,11 @@
 """Decode any upload (WAV, WebM/Opus, OGG, MP3, M4A, FLAC; any rate; stereo) to 16 kHz mono
-float32, and encode WAV. Audio crosses module boundaries as `(sample_rate, ndarray)`.
-"""
+float32; encode and join WAV files."""
 
 from __future__ import annotations
 
 import io
 import wave
+from typing import Sequence
 
 import av
 import numpy as np
@@ -88,10 +88,27 @@ def encode_wav(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     return buffer.getvalue()
 
 
-def wav_duration(data: bytes) -> float:
-    """Seconds of a WAV file (read from its header), 0.0 if it is not a readable WAV."""
+def join_wavs(parts: Sequence[bytes]) -> bytes:
+    """The WAV files one after another as one WAV (b"" for none). When their formats differ,
+    all are decoded and the result is 16 kHz mono."""
+    parts = [p for p in parts if p]
+    if len(parts) <= 1:
+        return parts[0] if parts else b""
     try:
-        with wave.open(io.BytesIO(data), "rb") as wav:
-            return wav.getnframes() / float(wav.getframerate())
+        frames, formats = [], set()
+        for part in parts:
+            with wave.open(io.BytesIO(part), "rb") as wav:
+                formats.add((wav.getnchannels(), wav.getsampwidth(), wav.getframerate()))
+                frames.append(wav.readframes(wav.getnframes()))
     except (wave.Error, EOFError):
-        return 0.0
+        formats = set()  # not all plain PCM WAV: decode them below
+    if len(formats) == 1:
+        channels, width, rate = formats.pop()
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as out:
+            out.setnchannels(channels)
+            out.setsampwidth(width)
+            out.setframerate(rate)
+            out.writeframes(b"".join(frames))
+        return buffer.getvalue()
+    return encode_wav(np.concatenate([decode(part) for part in parts]))

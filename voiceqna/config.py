@@ -7,33 +7,53 @@ Nothing else in the project reads `os.environ`: the composition root (`app.py`) 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Mapping
 
 from dotenv import dotenv_values
 
+from voiceqna import registry
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
-class Settings:
-    # --- recognizer (faster-whisper) ---
-    whisper_model: str = "base"
+class WhisperOptions:
+    """The in-process recognizer (faster-whisper). Each field is read from WHISPER_<FIELD>."""
+
+    model: str = "base"
     """A CTranslate2 folder, a name under models/, a size name (base, small, large-v3) or a hub id."""
-    whisper_device: str = "auto"
+    device: str = "auto"
     """auto (CUDA when present), cpu or cuda."""
-    whisper_compute_type: str = "auto"
+    compute_type: str = "auto"
     """auto (int8 on CPU, float16 on CUDA), or any CTranslate2 compute type."""
-    whisper_cpu_threads: int = 0
+    cpu_threads: int = 0
     """Threads per transcription on CPU; 0: one per available core, at most 4."""
-    whisper_workers: int = 2
+    workers: int = 2
     """Transcriptions that may run at once (CTranslate2 `num_workers`; the weights are shared)."""
-    whisper_beam_size: int = 2
+    beam_size: int = 2
     """1 is greedy (fastest); 2 recovers most of beam 5's accuracy on Korean at little cost."""
-    whisper_window_s: int = 10
+    window_s: int = 10
     """Shortest audio window (s) Whisper encodes for speech under 30 s; below ~10 s accuracy
     drops. 30 turns the short window off (faster-whisper's standard 30 s window)."""
+    temperatures: tuple[float, ...] = (0.0, 0.4)
+    """Beam search first; one sampled fallback at 0.4 when the text looks degenerate."""
+    vad_threshold: float = 0.35
+    """Silero speech probability above which audio counts as speech. faster-whisper's 0.5
+    dropped the first 2.3 s of a loud, clear clip of the test recordings; 0.35 keeps it."""
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- recognizer ---
+    asr_engine: str = "whisper"
+    """Which recognizer runs (see voiceqna/registry.py)."""
+    whisper: WhisperOptions = field(default_factory=WhisperOptions)
+    """WHISPER_MODEL, WHISPER_DEVICE, … (one variable per field of WhisperOptions)."""
     models_dir: Path = PROJECT_ROOT / "models"
     """Where local CTranslate2 models live (and where the bundled base model is assembled)."""
 
@@ -47,7 +67,7 @@ class Settings:
     openai_timeout_s: float = 30.0
     chat_history_messages: int = 10
     """How many earlier messages of the conversation the chat engine sees."""
-    knowledge_base: Path = PROJECT_ROOT / "voiceqna" / "knowledge_ko.json"
+    knowledge_base: Path = PROJECT_ROOT / "voiceqna" / "engines" / "knowledge_ko.json"
     """The offline engine's Korean Q&A file (JSON); replace it with your own."""
 
     # --- speech synthesis ---
@@ -104,53 +124,66 @@ class Settings:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, dotenv_path: Path | None = PROJECT_ROOT / ".env"
     ) -> "Settings":
-        """Read every field from its upper-case environment variable (WHISPER_MODEL, …).
+        """Read every field from its upper-case environment variable (DATA_DIR, …); a field that
+        is itself a group of options reads each of them as PREFIX_FIELD (WHISPER_MODEL, …).
 
-        Values in the environment win over those in the `.env` file.
+        Values in the environment win over those in the `.env` file. Raises ValueError, naming
+        the variable and the fix, for a value that is not valid.
         """
         values: dict[str, str | None] = {}
         if dotenv_path is not None and Path(dotenv_path).is_file():
             values.update(dotenv_values(dotenv_path))
         values.update(os.environ if environ is None else environ)
-        kwargs = {}
-        for field in fields(cls):
-            raw = values.get(field.name.upper())
-            if raw is None or raw == "":
-                continue
-            kwargs[field.name] = _convert(field.name, raw, type(getattr(cls, field.name)))
-        settings = cls(**kwargs)
+        settings = _read(cls, values, prefix="")
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        choices = {
-            "whisper_device": ("auto", "cpu", "cuda"),
-            "chat_engine": ("auto", "openai", "offline"),
-            "tts_engine": ("espeak", "openai", "none"),
-            "store": ("sqlite", "mongodb"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name.upper()}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
-        if self.chat_engine == "openai" and not self.openai_api_key:
-            raise ValueError("CHAT_ENGINE=openai needs OPENAI_API_KEY (any value for a server without keys)")
-        if self.store == "mongodb" and not self.mongodb_uri:
-            raise ValueError("STORE=mongodb needs MONGODB_URI, e.g. mongodb://localhost:27017")
-        if self.whisper_window_s < 1:
-            raise ValueError(
-                f"WHISPER_WINDOW_S={self.whisper_window_s}: use whole seconds, 10 (the default) or more; "
+        problems = []
+        for stage, setting in registry.STAGES.items():
+            name = getattr(self, setting.lower())
+            if stage == "chat" and name == "auto":
+                name = self.resolved_chat_engine
+            problems += registry.problems(stage, name, self)
+        if self.whisper.device not in ("auto", "cpu", "cuda"):
+            problems.append(f"WHISPER_DEVICE={self.whisper.device!r}: use one of auto, cpu, cuda")
+        if self.whisper.window_s < 1:
+            problems.append(
+                f"WHISPER_WINDOW_S={self.whisper.window_s}: use whole seconds, 10 (the default) or more; "
                 "30 turns the short window off"
             )
+        if not self.whisper.temperatures:
+            problems.append("WHISPER_TEMPERATURES is empty: give e.g. 0,0.4")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
-def _convert(name: str, raw: str, kind: type) -> object:
+def _read(kind: type, values: Mapping[str, str | None], prefix: str) -> object:
+    """An instance of the dataclass `kind` from `values`, each field from PREFIX + FIELD."""
+    kwargs = {}
+    for f in fields(kind):
+        default = f.default_factory() if f.default is MISSING else f.default
+        variable = (prefix + f.name).upper()
+        if is_dataclass(default):
+            kwargs[f.name] = _read(type(default), values, variable + "_")
+            continue
+        raw = values.get(variable)
+        if raw is not None and raw != "":
+            kwargs[f.name] = _convert(variable, raw, default)
+    return kind(**kwargs)
+
+
+def _convert(variable: str, raw: str, default: object) -> object:
+    kind = type(default)
     try:
         if kind is bool:
             return raw.strip().lower() in ("1", "true", "yes", "on")
         if kind in (int, float):
             return kind(raw)
+        if kind is tuple:
+            return tuple(float(part) for part in raw.split(",") if part.strip())
         if issubclass(kind, Path):
             return Path(raw).expanduser()
         return raw
     except ValueError:
-        raise ValueError(f"{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+        raise ValueError(f"{variable}={raw!r} is not a valid {kind.__name__}") from None

@@ -1,43 +1,40 @@
-"""RemoteService: ChatService's interface over the REST API (voiceqna/api.py), for the page in
+"""RemoteService: the service's interface over the REST API (voiceqna/api), for the page in
 remote mode (API_URL) — the seed's two-part deployment, the page here and the engines elsewhere.
 
 Same methods, same dataclasses, same exceptions: an HTTP error status becomes the
-voiceqna.errors type the server raised (its `type` field, else the status), and a server
-that cannot be reached is EngineUnavailable.
+voiceqna.errors type the server named (else the type its status stands for), and a server
+that cannot be reached is EngineUnavailable. Streamed turns read the server's Server-Sent
+Events. One httpx client, which is safe to share between the page's threads.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
-from typing import Any, Sequence
+import queue
+import threading
+from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import quote
 
-import requests
+import httpx
 
-from voiceqna.errors import (
-    AudioTooLarge,
-    BadAudio,
-    EmptyAudio,
-    EngineUnavailable,
-    InvalidInput,
-    NotFound,
-    Overloaded,
-    RequestTimeout,
-    VoiceQnAError,
+from voiceqna.errors import BY_NAME, EngineUnavailable, Unauthorized, VoiceQnAError, from_status
+from voiceqna.ports import (
+    Done,
+    EngineInfo,
+    Failed,
+    Heard,
+    Message,
+    Sentence,
+    SentenceAudio,
+    Timings,
+    TurnEvent,
+    TurnResult,
+    result_of,
 )
-from voiceqna.service import EngineInfo, Limits, Message, Timings, TurnResult
 
 logger = logging.getLogger(__name__)
-
-_ERRORS_BY_TYPE: dict[str, type[VoiceQnAError]] = {
-    cls.__name__: cls for cls in (InvalidInput, NotFound, BadAudio, EmptyAudio, AudioTooLarge, EngineUnavailable,
-                                  Overloaded, RequestTimeout)
-}
-_ERRORS_BY_STATUS: dict[int, type[VoiceQnAError]] = {
-    400: InvalidInput, 404: NotFound, 408: RequestTimeout, 413: AudioTooLarge, 415: BadAudio, 422: InvalidInput,
-    503: EngineUnavailable,
-}
 
 
 class RemoteService:
@@ -45,24 +42,13 @@ class RemoteService:
 
     def __init__(self, base_url: str, api_key: str = "", timeout_s: float = 120.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self.session = requests.Session()
-        if api_key:
-            self.session.headers["Authorization"] = f"Bearer {api_key}"
-        self._limits: Limits | None = None
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
 
     @property
     def info(self) -> EngineInfo:
         data = self._call("GET", "info")
         return EngineInfo(data["recognizer"], data["chat"], data["tts"], data["store"])
-
-    @property
-    def limits(self) -> Limits:
-        """The server's limits (fetched once)."""
-        if self._limits is None:
-            data = self._call("GET", "info")["limits"]
-            self._limits = Limits(data["max_upload_bytes"], data["max_audio_s"], data["max_message_chars"])
-        return self._limits
 
     def create(self, messages: Sequence[Message] = ()) -> str:
         body = {
@@ -81,66 +67,178 @@ class RemoteService:
 
     def send_text(self, conversation_id: str, text: str, role: str = "user") -> TurnResult:
         data = self._call("POST", f"send/text/{_segment(conversation_id)}", json={"message": text, "role": role})
-        return _turn(conversation_id, data, default_transcript=text)
+        return _turn(conversation_id, data)
 
     def send_audio(self, conversation_id: str, data: bytes) -> TurnResult:
-        files = {"audio": ("audio", data, "application/octet-stream")}
-        answer = self._call("POST", f"send/audio/{_segment(conversation_id)}", files=files)
-        return _turn(conversation_id, answer, default_transcript="")
+        answer = self._call("POST", f"send/audio/{_segment(conversation_id)}", files=_upload(data))
+        return _turn(conversation_id, answer)
+
+    def stream_text(self, conversation_id: str, text: str, role: str = "user") -> "RemoteTurnStream":
+        return self._stream(conversation_id, f"send/text/{_segment(conversation_id)}/stream",
+                            json={"message": text, "role": role})
+
+    def stream_audio(self, conversation_id: str, data: bytes) -> "RemoteTurnStream":
+        return self._stream(conversation_id, f"send/audio/{_segment(conversation_id)}/stream", files=_upload(data))
 
     def close(self) -> None:
-        self.session.close()
+        self.client.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        url = f"{self.base_url}/{path}"
         try:
-            response = self.session.request(method, url, timeout=self.timeout_s, **kwargs)
-        except requests.RequestException as exc:
-            logger.warning("%s %s failed: %s", method, url, exc)
-            raise EngineUnavailable(
-                f"The REST API at {self.base_url} cannot be reached ({type(exc).__name__}): "
-                "check API_URL and that the API server is running."
-            ) from None
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(method, path, exc) from None
+        return self._json(response)
+
+    def _stream(self, conversation_id: str, path: str, **kwargs: Any) -> "RemoteTurnStream":
+        """The request is sent and its status read here, so errors before the stream starts
+        (unknown id, bad input, overload) raise at once, as in process."""
+        try:
+            response = self.client.send(self.client.build_request("POST", path, **kwargs), stream=True)
+        except httpx.HTTPError as exc:
+            raise self._unreachable("POST", path, exc) from None
+        if not response.is_success or not response.headers.get("content-type", "").startswith("text/event-stream"):
+            try:
+                response.read()
+            finally:
+                response.close()
+            self._json(response)  # raises the error the server sent
+            raise EngineUnavailable(f"The REST API at {self.base_url} did not stream: check API_URL.")
+        return RemoteTurnStream(conversation_id, response)
+
+    def _unreachable(self, method: str, path: str, exc: Exception) -> EngineUnavailable:
+        logger.warning("%s %s/%s failed: %s", method, self.base_url, path, exc)
+        return EngineUnavailable(
+            f"The REST API cannot be reached ({type(exc).__name__}): check API_URL and that the API server is running."
+        )
+
+    def _json(self, response: httpx.Response) -> Any:
         try:
             data = response.json()
         except ValueError:
             data = None
-        if response.ok and data is not None:
+        if response.is_success and data is not None:
             return data
-        raise _error(response.status_code, data, self.base_url)
+        raise _error(response.status_code, data)
 
 
-def _error(status: int, data: Any, base_url: str) -> VoiceQnAError:
+class RemoteTurnStream:
+    """A turn's events read from the server's Server-Sent Events, on a thread of its own."""
+
+    def __init__(self, conversation_id: str, response: httpx.Response) -> None:
+        self.conversation_id = conversation_id
+        self.response = response
+        self.events: queue.Queue[TurnEvent] = queue.Queue()
+        self._finished = False
+        self.thread = threading.Thread(target=self._read, name="remote-turn", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        last: Optional[TurnEvent] = None
+        try:
+            for name, data in _sse(self.response.iter_lines()):
+                last = _event(self.conversation_id, name, data)
+                if last is not None:
+                    self.events.put(last)
+                if isinstance(last, (Done, Failed)):
+                    return
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            logger.warning("Reading a streamed turn failed: %s", exc)
+        finally:
+            self.response.close()
+            if not isinstance(last, (Done, Failed)):
+                self.events.put(Failed(EngineUnavailable(
+                    "The REST API closed the stream before the answer was complete: try again.")))
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def next_event(self, timeout: Optional[float] = None) -> Optional[TurnEvent]:
+        if self._finished:
+            return None
+        try:
+            event = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        self._finished = isinstance(event, (Done, Failed))
+        return event
+
+    def __iter__(self) -> Iterator[TurnEvent]:
+        while (event := self.next_event()) is not None:
+            yield event
+
+    def close(self) -> None:
+        """Stop reading (the server still finishes the turn and stores it whole)."""
+        self.response.close()
+
+    def interrupt(self, played: int) -> None:
+        """Over REST a turn cannot be cut short: the server finishes and stores the whole answer."""
+        self.close()
+
+    def result(self) -> TurnResult:
+        last = None
+        for last in self:
+            pass
+        return result_of(last)
+
+
+def _sse(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
+    """(event name, JSON data) for each Server-Sent Event; comments and unknown fields skipped."""
+    name, data = "message", []
+    for line in lines:
+        if not line:
+            if data:
+                yield name, json.loads("\n".join(data))
+            name, data = "message", []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())
+
+
+def _event(conversation_id: str, name: str, data: dict) -> Optional[TurnEvent]:
+    if name == Heard.name:
+        return Heard(data["text"])
+    if name == Sentence.name:
+        return Sentence(data["index"], data["text"])
+    if name == SentenceAudio.name:
+        return SentenceAudio(data["index"], _unb64(data["audio"]))
+    if name == Done.name:
+        return Done(_turn(conversation_id, data))
+    if name == Failed.name:
+        return Failed(_error(data.get("status", 503), data))
+    return None  # an event a newer server sends: not ours to read
+
+
+def _error(status: int, data: Any) -> VoiceQnAError:
     message = data.get("error") if isinstance(data, dict) else None
     if status in (401, 403):
-        return EngineUnavailable(
-            f"The REST API at {base_url} refused the request ({status}): set API_KEY to the server's key."
-        )
-    kind = _ERRORS_BY_TYPE.get(data.get("type", "")) if isinstance(data, dict) else None
-    kind = kind or _ERRORS_BY_STATUS.get(status)
-    if kind is None or message is None:
-        return EngineUnavailable(
-            f"The REST API at {base_url} answered {status}"
-            + (f": {message}" if message else " without a usable body: check API_URL points at this app's API.")
-        )
-    return kind(message)
+        return Unauthorized(f"The REST API refused the request ({status}): set API_KEY to the server's key.")
+    kind = BY_NAME.get(data.get("type", "")) if isinstance(data, dict) else None
+    if message is None:
+        return EngineUnavailable(f"The REST API answered {status} without a usable body: check API_URL "
+                                 "points at this app's API.")
+    return (kind or from_status(status))(message)
 
 
-def _turn(conversation_id: str, data: dict, default_transcript: str) -> TurnResult:
+def _turn(conversation_id: str, data: dict) -> TurnResult:
     t = data.get("timings_ms") or {}
-    timings = Timings(
-        decode_ms=t.get("decode", 0.0), asr_ms=t.get("asr", 0.0), chat_ms=t.get("chat", 0.0),
-        tts_ms=t.get("tts", 0.0), store_ms=t.get("store", 0.0), total_ms=t.get("total", 0.0),
-    )
+    timings = Timings(**{f"{name}_ms": t.get(name, 0.0) for name in (
+        "decode", "asr", "chat", "tts", "store", "total", "first_token", "first_audio")})
     return TurnResult(
         conversation_id=conversation_id,
-        transcript=data.get("transcript", default_transcript),
+        transcript=data.get("transcript", ""),
         text=data["text"],
         audio=_unb64(data["audio"]),
         timings=timings,
         stored=data.get("stored", True),
         audio_error=data.get("audio_error", ""),
     )
+
+
+def _upload(data: bytes) -> dict:
+    return {"audio": ("audio", data, "application/octet-stream")}
 
 
 def _segment(conversation_id: str) -> str:

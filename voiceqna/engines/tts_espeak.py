@@ -1,7 +1,4 @@
-"""Synthesizers: espeak-ng (offline, Korean voice) and OpenAI-compatible /v1/audio/speech.
-
-Each returns a WAV file (16-bit PCM, the sample rate in its header) as bytes.
-"""
+"""Synthesizer "espeak": espeak-ng's Korean voice, offline; WAV (16-bit PCM, 22.05 kHz) per call."""
 
 from __future__ import annotations
 
@@ -11,19 +8,19 @@ import subprocess
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
 
+from voiceqna.config import Settings
 from voiceqna.errors import EngineUnavailable
+from voiceqna.ports import Synthesizer
 
 logger = logging.getLogger(__name__)
 
 
-class Synthesizer(Protocol):
-    def synthesize(self, text: str) -> bytes:
-        """Korean text in, WAV bytes out."""
+def build(settings: Settings) -> "EspeakSynthesizer":
+    return EspeakSynthesizer(voice=settings.espeak_voice)
 
 
-class EspeakSynthesizer:
+class EspeakSynthesizer(Synthesizer):
     """espeak-ng's Korean voice: robotic but offline and fast. Answers are cached (LRU)."""
 
     def __init__(self, voice: str = "ko", speed_wpm: int = 165, cache_size: int = 256) -> None:
@@ -50,36 +47,3 @@ class EspeakSynthesizer:
                     f"espeak-ng failed: {stderr.decode(errors='replace').strip() or exc}"
                 ) from None
             return out.read_bytes()
-
-
-class OpenAISynthesizer:
-    """Any server speaking OpenAI's /v1/audio/speech, asked for WAV."""
-
-    def __init__(self, api_key: str, model: str, voice: str, base_url: str = "", timeout_s: float = 30.0) -> None:
-        from openai import OpenAI
-
-        self.client = OpenAI(api_key=api_key, base_url=base_url or None, timeout=timeout_s, max_retries=1)
-        self.model = model
-        self.voice = voice
-        self.description = f"OpenAI-compatible speech {model}/{voice}"
-
-    def synthesize(self, text: str) -> bytes:
-        import openai
-
-        try:
-            response = self.client.audio.speech.create(
-                model=self.model, voice=self.voice, input=text, response_format="wav"
-            )
-            return response.content
-        except openai.OpenAIError as exc:
-            logger.warning("Speech engine failed: %s", exc)
-            raise EngineUnavailable(f"The speech engine did not answer ({type(exc).__name__}).") from None
-
-
-class SilentSynthesizer:
-    """TTS_ENGINE=none: answers are text only."""
-
-    description = "none (text only)"
-
-    def synthesize(self, text: str) -> bytes:
-        return b""

@@ -1,62 +1,23 @@
-"""Conversation stores. SQLite here; MongoDB in `store_mongo.py`.
+"""Store "sqlite": conversations in one SQLite file (WAL), shared safely by threads and processes.
 
-Ids are 24 lower-case hex characters (the MongoDB ObjectId form the seed's clients know),
-random rather than sequential. A turn — the user's message and the answer — is written in
-one transaction, so no reader and no crash ever sees half of it.
+Ids are 24 lower-case hex characters (`voiceqna.ports.new_id`). A turn — the user's message
+and the answer — is written in one transaction, so no reader and no crash ever sees half of it.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Sequence
 
-from voiceqna.errors import EngineUnavailable, NotFound, shown
+from voiceqna.config import Settings
+from voiceqna.errors import EngineUnavailable, NotFound
+from voiceqna.ports import ConversationStore, Message, TextMessage, check_id, new_id
 
 logger = logging.getLogger(__name__)
-
-ID_PATTERN = re.compile(r"\A[0-9a-f]{24}\Z")  # \Z, not $: `$` also accepts a trailing newline
-
-
-@dataclass(frozen=True)
-class Message:
-    role: str
-    text: str
-    audio: bytes = b""
-    """WAV bytes (or whatever the client stored at /create); empty when there is none."""
-
-
-def new_id() -> str:
-    """An ObjectId-shaped id: 4 bytes of time then 8 random bytes (not guessable)."""
-    return f"{int(time.time()):08x}{secrets.token_hex(8)}"
-
-
-def check_id(conversation_id: str) -> str:
-    if not isinstance(conversation_id, str) or not ID_PATTERN.fullmatch(conversation_id):
-        raise NotFound(f"No conversation {shown(conversation_id)}: ids are 24 hexadecimal characters from /create.")
-    return conversation_id
-
-
-class ConversationStore(Protocol):
-    def create(self, messages: Sequence[Message] = ()) -> str: ...
-
-    def messages(self, conversation_id: str) -> list[Message]:
-        """All messages, oldest first; NotFound for an unknown id."""
-
-    def append(self, conversation_id: str, messages: Sequence[Message]) -> None:
-        """Add messages (a whole turn) atomically; NotFound for an unknown id."""
-
-    def reset(self, conversation_id: str) -> None:
-        """Remove every message, keep the conversation; NotFound for an unknown id."""
-
-    def close(self) -> None: ...
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -75,7 +36,11 @@ CREATE TABLE IF NOT EXISTS messages (
 """
 
 
-class SQLiteStore:
+def build(settings: Settings) -> "SQLiteStore":
+    return SQLiteStore(settings.sqlite_path)
+
+
+class SQLiteStore(ConversationStore):
     """One SQLite file (WAL). Safe across threads and across processes sharing the file."""
 
     def __init__(self, path: Path) -> None:
@@ -114,6 +79,14 @@ class SQLiteStore:
             "SELECT role, text, audio FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
         ).fetchall()
         return [Message(role, text, bytes(audio)) for role, text, audio in rows]
+
+    def history(self, conversation_id: str) -> list[TextMessage]:
+        db = self._connect()
+        self._require(db, conversation_id)
+        rows = db.execute(
+            "SELECT role, text FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
+        ).fetchall()
+        return [TextMessage(role, text) for role, text in rows]
 
     def append(self, conversation_id: str, messages: Sequence[Message]) -> None:
         with self._transaction() as db:

@@ -1,8 +1,8 @@
 """Bring your own model: convert a Hugging Face Whisper checkpoint to CTranslate2 in models/<name>.
 
     pip install -r requirements-convert.txt
-    python -m voiceqna.convert aiegoo/whisper-tiny-ko --quantization int8      # -> models/whisper-tiny-ko
-    python -m voiceqna.convert ./my-finetune --name my-ko
+    python -m voiceqna.evaluation.convert aiegoo/whisper-tiny-ko --quantization int8      # -> models/whisper-tiny-ko
+    python -m voiceqna.evaluation.convert ./my-finetune --name my-ko
     WHISPER_MODEL=my-ko python app.py            # or: python evaluate.py --model my-ko
 
 What `ct2-transformers-converter --copy_files tokenizer.json preprocessor_config.json` does,
@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from voiceqna.models import BUNDLED_BASE_NAMES, is_ct2_model_dir
+from voiceqna.engines.asr_whisper_models import BUNDLED_BASE_NAMES, is_ct2_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from voiceqna.config import Settings
 
     parser = argparse.ArgumentParser(
-        prog="python -m voiceqna.convert", description="Convert a Hugging Face Whisper checkpoint to CTranslate2."
+        prog="python -m voiceqna.evaluation.convert", description="Convert a Hugging Face Whisper checkpoint to CTranslate2."
     )
     parser.add_argument("source", help="hub id (e.g. aiegoo/whisper-tiny-ko) or a local checkpoint folder")
     parser.add_argument("--name", help="folder name under models/ (default: the source's last path component)")

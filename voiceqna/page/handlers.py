@@ -15,33 +15,14 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from voiceqna.errors import (
-    AudioTooLarge,
-    BadAudio,
-    EmptyAudio,
-    EngineUnavailable,
-    InvalidInput,
-    NotFound,
-    VoiceQnAError,
-)
-from voiceqna.service import Timings, TurnResult
-from voiceqna.store import Message
+from voiceqna.errors import BadAudio, EmptyAudio, InvalidInput, VoiceQnAError, kind_of
+from voiceqna.ports import Message, Timings, TurnResult
 
 logger = logging.getLogger(__name__)
 
 ChatMessage = dict
 """One bubble in Gradio's messages format: {"role": "user"|"assistant", "content": [...]}."""
 
-# Korean first, a short English hint after: the first words of every error line.
-ERROR_TITLES: tuple[tuple[type[Exception], str], ...] = (
-    (EmptyAudio, "녹음이 비어 있어요 (empty recording)"),
-    (BadAudio, "오디오 파일이 아니에요 (not audio)"),
-    (AudioTooLarge, "녹음이 너무 길거나 커요 (too long)"),
-    (NotFound, "대화를 찾을 수 없어요 (not found)"),
-    (InvalidInput, "입력을 확인해 주세요 (invalid input)"),
-    (EngineUnavailable, "엔진 오류 (engine error)"),
-    (VoiceQnAError, "요청을 처리하지 못했어요 (error)"),
-)
 STAGES = (
     ("decode_ms", "오디오 변환 (decode)"),
     ("asr_ms", "음성 인식 (Whisper)"),
@@ -222,9 +203,8 @@ def failed(conversation_id: str, chat: list[ChatMessage], exc: Exception) -> Pag
 
 def describe_error(exc: Exception) -> str:
     """One line for the user: a Korean title, then the project's message (which says the fix)."""
-    for kind, title in ERROR_TITLES:
-        if isinstance(exc, kind):
-            return f"⚠️ {title}: {exc}"
+    if isinstance(exc, VoiceQnAError):
+        return f"⚠️ {kind_of(exc).title}: {exc}"
     logger.exception("Unexpected error in a page action", exc_info=exc)
     return f"⚠️ 예상하지 못한 오류 (unexpected error, {type(exc).__name__}): 잠시 후 다시 시도해 주세요."
 

@@ -1,4 +1,4 @@
-"""The recognizer: faster-whisper with Korean fixed, VAD on, and a no-speech gate.
+"""Recognizer "whisper": faster-whisper in this process, Korean fixed, VAD on, a no-speech gate.
 
 Silence and noise must not become text. Three guards, cheapest first:
 1. Silero VAD (bundled with faster-whisper) drops non-speech before the encoder runs;
@@ -7,7 +7,7 @@ Silence and noise must not become text. Three guards, cheapest first:
 
 The speech the VAD keeps is cut at pauses into pieces of at most 28 s; each piece is encoded
 in a short silence-padded window and decoded with at most one fallback
-(`voiceqna.whisper_window`). WHISPER_WINDOW_S=30 uses faster-whisper's standard path instead.
+(`asr_whisper_window.py`). WHISPER_WINDOW_S=30 uses faster-whisper's standard path instead.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from voiceqna import models
 from voiceqna.audio import SAMPLE_RATE
+from voiceqna.config import Settings, WhisperOptions
+from voiceqna.engines import asr_whisper_models as models
 from voiceqna.errors import EngineUnavailable
+from voiceqna.ports import Recognizer, Transcript
 from voiceqna.textnorm import compact
 
 logger = logging.getLogger(__name__)
@@ -43,47 +43,6 @@ HALLUCINATIONS = tuple(
         "Thank you for watching",
     )
 )
-
-
-@dataclass(frozen=True)
-class Transcript:
-    text: str
-    """The recognised Korean text; empty when no speech was heard."""
-    duration_s: float
-    """Duration of the audio that was given."""
-    speech_s: float
-    """Seconds of it that the VAD kept as speech."""
-
-
-class Recognizer(Protocol):
-    def transcribe(self, samples: np.ndarray) -> Transcript:
-        """16 kHz mono float32 in, transcript out."""
-
-
-@dataclass(frozen=True)
-class WhisperOptions:
-    model: str = "base"
-    """Folder, name under models/, size name or hub id (see voiceqna.models.resolve)."""
-    device: str = "auto"
-    compute_type: str = "auto"
-    """auto: int8 on CPU, float16 on CUDA."""
-    cpu_threads: int = 0
-    """Threads per transcription on CPU; 0: one per available core, at most 4."""
-    num_workers: int = 2
-    """Transcriptions that run at once; workers share the weights (one model in memory)."""
-    beam_size: int = 2
-    """2 recovers most of beam 5's accuracy on Korean (greedy loses ~1.5 CER points) at little cost."""
-    temperatures: tuple[float, ...] = (0.0, 0.4)
-    """Greedy first; one fallback at 0.4 when the text looks degenerate."""
-    no_speech_threshold: float = 0.6
-    log_prob_threshold: float = -1.0
-    compression_ratio_threshold: float = 2.4
-    vad_threshold: float = 0.35
-    """Silero speech probability above which audio counts as speech. faster-whisper's 0.5
-    dropped the first 2.3 s of a loud, clear clip of the test recordings; 0.35 keeps it."""
-    window_s: int = 10
-    """Shortest encoder window (s) for speech under 30 s; 30 or more turns the short window off
-    (faster-whisper's standard 30 s path for everything)."""
 
 
 def pick_device(device: str) -> str:
@@ -124,7 +83,7 @@ def load_model(options: WhisperOptions, models_dir) -> tuple[object, str, str]:
     compute_type = pick_compute_type(device, options.compute_type)
     path = models.resolve(options.model, models_dir)
     threads = pick_cpu_threads(options.cpu_threads)
-    key = (path, device, compute_type, threads, options.num_workers)
+    key = (path, device, compute_type, threads, options.workers)
     with _MODEL_LOCK:
         if key not in _MODEL_CACHE:
             logger.info("Loading Whisper %s on %s (%s)", path, device, compute_type)
@@ -134,24 +93,28 @@ def load_model(options: WhisperOptions, models_dir) -> tuple[object, str, str]:
                     device=device,
                     compute_type=compute_type,
                     cpu_threads=threads,
-                    num_workers=options.num_workers,
+                    num_workers=options.workers,
                 )
             except Exception as exc:  # CTranslate2, tokenizers and the hub each raise their own types
                 raise EngineUnavailable(
                     f"Could not load Whisper model {options.model!r} ({type(exc).__name__}: {str(exc)[:200]}): "
-                    "set WHISPER_MODEL to a folder name under MODELS_DIR (python -m voiceqna.convert makes one), "
+                    "set WHISPER_MODEL to a folder name under MODELS_DIR (python -m voiceqna.evaluation.convert makes one), "
                     "a CTranslate2 folder, 'base' for the bundled model, or a size name or hub id when online."
                 ) from None
         return _MODEL_CACHE[key], device, compute_type
 
 
-class WhisperRecognizer:
+def build(settings: Settings) -> "WhisperRecognizer":
+    return WhisperRecognizer(settings.whisper, settings.models_dir)
+
+
+class WhisperRecognizer(Recognizer):
     """faster-whisper, Korean, with the guards above. Thread-safe; the model is shared."""
 
     def __init__(self, options: WhisperOptions, models_dir) -> None:
         from faster_whisper.vad import VadOptions
 
-        from voiceqna.whisper_window import MAX_SPEECH_S, Thresholds, WindowDecoder  # imports CTranslate2
+        from voiceqna.engines.asr_whisper_window import MAX_SPEECH_S, Thresholds, WindowDecoder  # imports CTranslate2
 
         self.options = options
         self.model, self.device, self.compute_type = load_model(options, models_dir)
@@ -169,14 +132,11 @@ class WhisperRecognizer:
         return f"Whisper {Path(self.options.model).name} ({self.device}, {self.compute_type}){window}"
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
-        duration = samples.size / SAMPLE_RATE
         if self.window is None:
             return self._transcribe_standard(samples)
         pieces = self.speech_pieces(samples)
         texts = [self.window.transcribe(p, self.options.temperatures, self.thresholds).text for p in pieces]
-        text = " ".join(t for t in texts if t and compact(t) not in HALLUCINATIONS)
-        speech = sum(p.size for p in pieces) / SAMPLE_RATE
-        return Transcript(text=text.strip(), duration_s=duration, speech_s=speech)
+        return Transcript(" ".join(t for t in texts if t and compact(t) not in HALLUCINATIONS).strip())
 
     def speech_pieces(self, samples: np.ndarray) -> list[np.ndarray]:
         """What the VAD hears as speech, joined into pieces of at most MAX_SPEECH_S split at
@@ -191,7 +151,7 @@ class WhisperRecognizer:
 
     def _transcribe_standard(self, samples: np.ndarray) -> Transcript:
         """faster-whisper's own long-form path (WHISPER_WINDOW_S=30): 30 s windows, timestamps."""
-        segments, info = self.model.transcribe(
+        segments, _ = self.model.transcribe(
             samples,
             language="ko",
             beam_size=self.options.beam_size,
@@ -204,10 +164,7 @@ class WhisperRecognizer:
             compression_ratio_threshold=self.options.compression_ratio_threshold,
         )
         kept = [s.text.strip() for s in segments if not self._is_non_speech(s)]
-        text = " ".join(t for t in kept if t and compact(t) not in HALLUCINATIONS)
-        duration = samples.size / SAMPLE_RATE
-        speech = info.duration_after_vad if info.duration_after_vad is not None else duration
-        return Transcript(text=text.strip(), duration_s=duration, speech_s=float(speech))
+        return Transcript(" ".join(t for t in kept if t and compact(t) not in HALLUCINATIONS).strip())
 
     def _is_non_speech(self, segment) -> bool:
         # Whisper's own rule, applied per segment: probably silence and not confidently decoded.

@@ -5,7 +5,7 @@ frames), so a 3 s question costs as much encoder time as 30 s of speech. The enc
 CTranslate2 accepts fewer frames. What keeps accuracy is padding the *audio* with silence
 to a window of at least ~10 s before computing the log-mel features (Whisper was trained on
 silence-padded audio); a window fitted tightly to the speech, or zero-padded features, do
-not (see README "Speed"). `voiceqna.asr` cuts longer speech at pauses into pieces that fit.
+not (see README "Speed"). `voiceqna.engines.asr_whisper` cuts longer speech at pauses into pieces that fit.
 
 Nothing here mutates the shared `WhisperModel`: this module has its own feature extractor
 and tokenizer and only calls the thread-safe `encode` / `generate` of the CTranslate2 model.

@@ -1,6 +1,6 @@
-"""The Gradio Blocks page over ChatService: the layout and which handler each event calls.
+"""The Gradio Blocks page over the service: the layout and which handler each event calls.
 
-What the buttons do lives in `ui_handlers.py` (plain functions, tested without a browser);
+What the buttons do lives in `handlers.py` (plain functions, tested without a browser);
 the page's CSS and the microphone/HTTPS check live in `assets/`.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from voiceqna.config import Settings
-from voiceqna.ui_handlers import NO_TURN_YET, PageHandlers, PageUpdate
+from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CONCURRENT_TURNS = 4

@@ -1,4 +1,4 @@
-"""The MongoDB conversation store: one shared store for several app replicas.
+"""Store "mongodb": one MongoDB collection, shared by several app replicas.
 
 One document per conversation::
 
@@ -23,8 +23,9 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
+from voiceqna.config import Settings
 from voiceqna.errors import AudioTooLarge, EngineUnavailable, NotFound
-from voiceqna.store import Message, check_id, new_id
+from voiceqna.ports import ConversationStore, Message, TextMessage, check_id, new_id
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,11 @@ _TOO_LARGE_CODES = {10334, 17419, 17420}
 """Server error codes for a document over 16 MiB (BSONObjectTooLarge and update variants)."""
 
 
-class MongoStore:
+def build(settings: Settings) -> "MongoStore":
+    return MongoStore(settings.mongodb_uri, settings.mongodb_database, settings.mongodb_collection)
+
+
+class MongoStore(ConversationStore):
     """Conversations in one MongoDB collection. Thread-safe; safe across processes and hosts."""
 
     def __init__(
@@ -88,6 +93,14 @@ class MongoStore:
         if found is None:
             raise _not_found(conversation_id)
         return [Message(m["role"], m["text"], bytes(m.get("audio") or b"")) for m in found.get("messages", [])]
+
+    def history(self, conversation_id: str) -> list[TextMessage]:
+        oid = _object_id(conversation_id)
+        with self._guard("The conversation could not be read"):
+            found = self.collection.find_one({"_id": oid}, {"messages.role": 1, "messages.text": 1})
+        if found is None:
+            raise _not_found(conversation_id)
+        return [TextMessage(m["role"], m["text"]) for m in found.get("messages", [])]
 
     def append(self, conversation_id: str, messages: Sequence[Message]) -> None:
         oid = _object_id(conversation_id)

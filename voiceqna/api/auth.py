@@ -1,0 +1,43 @@
+"""The API key: with API_KEY set, no request but the liveness probe passes without it."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Callable
+
+from voiceqna.api.errors import error_response
+
+OPEN_PATH = "/health"
+"""With API_KEY set, the only path that answers without the key (for load balancers' liveness
+probes); it says nothing but {"status": "ok"}."""
+
+
+class RequireKey:
+    """ASGI middleware: with API_KEY set, every request but OPEN_PATH needs the key, sent as
+    `Authorization: Bearer <key>` or `X-API-Key: <key>` — the routes, /info, /docs, /openapi.json
+    and unknown paths alike (so nothing about the API is visible without it)."""
+
+    def __init__(self, app: Any, key: str) -> None:
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or route_path(scope) == OPEN_PATH or self.allowed(dict(scope["headers"])):
+            return await self.app(scope, receive, send)
+        response = error_response(
+            401, "This API needs its key: send 'Authorization: Bearer <API_KEY>' or 'X-API-Key: <API_KEY>'.",
+            "Unauthorized", {"WWW-Authenticate": "Bearer"},
+        )
+        await response(scope, receive, send)
+
+    def allowed(self, headers: dict[bytes, bytes]) -> bool:
+        given = headers.get(b"x-api-key", b"")
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        if not given and scheme.lower() == b"bearer":
+            given = token.strip()
+        return bool(given) and secrets.compare_digest(given, self.key)
+
+
+def route_path(scope: dict) -> str:
+    """The path inside this app (without the /api prefix when it is mounted beside the page)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path

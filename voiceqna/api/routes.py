@@ -1,0 +1,163 @@
+"""The REST routes for game clients (Unity, curl): the seed's contract over the service, and
+the streamed turns beside it.
+
+    POST /create                  JSON {messages, roles, audios} (all optional) → 201 {"id"}
+    GET  /<id>                    → 200 [{"message", "role", "audio"}, …]
+    POST /send/text/<id>          JSON {message, role} → 200 {"text", "audio", …}
+    POST /send/audio/<id>         multipart field `audio`, or the raw audio as the body → 200 {"text", "audio", …}
+    POST /send/text/<id>/stream   the same bodies → text/event-stream: transcript, sentence, audio, …, done | error
+    POST /send/audio/<id>/stream
+    POST /reset/<id>              → 200 {"messages": [], "roles": [], "audio": []}
+    GET  /info, /health           engine descriptions and limits; liveness
+
+`audio` is base64 everywhere. Turns run on threads of the service (voiceqna.service); a route
+only waits for their events, so reads and /health never queue behind a turn.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import StreamingResponse
+
+from voiceqna.api.auth import OPEN_PATH, RequireKey
+from voiceqna.api.bodies import parse_json, read_audio, read_body
+from voiceqna.api.errors import add_error_handlers
+from voiceqna.api.schemas import (
+    AUDIO_BODY,
+    CreateBody,
+    CreatedOut,
+    ErrorOut,
+    InfoOut,
+    LimitsOut,
+    MessageOut,
+    ResetOut,
+    SendOut,
+    TextBody,
+    b64,
+    create_messages,
+    json_body,
+    send_out,
+)
+from voiceqna.api.stream import EventReader
+from voiceqna.config import Settings
+from voiceqna.ports import TurnEvents, VoiceChat, result_of
+
+STREAM_DOC = (
+    "Server-Sent Events, in order: `transcript` {text}, then per sentence of the answer `sentence` "
+    "{index, text} and `audio` {index, audio: base64 WAV}, then `done` (exactly the JSON of the "
+    "non-streaming route) or `error` {error, status, type} (nothing stored). A client that goes away "
+    "does not cancel the turn: it is finished and stored whole."
+)
+SSE_RESPONSE = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": STREAM_DOC}}
+
+
+def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
+    """The REST routes over `service` (a ChatService, or a RemoteService in remote mode).
+    The service's engines are closed when the app shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await run_in_threadpool(service.close)
+
+    api = FastAPI(
+        title="Korean Voice Q&A API",
+        version="1.1",
+        description="The seed's voice chat contract (create, get, send text or audio, reset), and "
+                    "streamed turns that speak each sentence as soon as it is written.",
+        responses={status: {"model": ErrorOut} for status in (400, 404, 408, 413, 415, 422, 503)},
+        lifespan=lifespan,
+    )
+    add_error_handlers(api)
+    if settings.api_key:  # added before CORS, so CORS wraps it: preflights pass, and 401s carry CORS headers
+        api.add_middleware(RequireKey, key=settings.api_key)
+    if settings.cors_origins:
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    limit, body_timeout = settings.max_upload_bytes, settings.body_timeout_s
+    reader = EventReader()
+
+    async def text_turn(conversation_id: str, request: Request) -> TurnEvents:
+        body = parse_json(await read_body(request, limit, body_timeout), TextBody)
+        return await run_in_threadpool(service.stream_text, conversation_id, body.message, body.role)
+
+    async def audio_turn(conversation_id: str, request: Request) -> TurnEvents:
+        # The upload arrives first: a slow one holds no place at the recognizer's gate.
+        data = await read_audio(request, limit, body_timeout)
+        return await run_in_threadpool(service.stream_audio, conversation_id, data)
+
+    async def whole(stream: TurnEvents) -> SendOut:
+        return send_out(result_of(await reader.last_event(stream)))
+
+    def streamed(stream: TurnEvents) -> StreamingResponse:
+        return StreamingResponse(reader.sse_lines(stream), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @api.get(OPEN_PATH, summary="Liveness (the one path that never needs the key)")
+    async def health() -> dict[str, str]:  # async: answers at once, whatever the thread pool is doing
+        return {"status": "ok"}
+
+    @api.get("/info", response_model=InfoOut, summary="Engines and limits")
+    async def info() -> InfoOut:
+        engines = await run_in_threadpool(lambda: service.info)
+        return InfoOut(
+            recognizer=engines.recognizer, chat=engines.chat, tts=engines.tts, store=engines.store,
+            limits=LimitsOut(max_upload_bytes=limit, max_audio_s=settings.max_audio_s,
+                             max_message_chars=settings.max_message_chars),
+        )
+
+    @api.post("/create", status_code=201, response_model=CreatedOut,
+              summary="Create a conversation, optionally with earlier messages",
+              openapi_extra=json_body(CreateBody, required=False))
+    async def create(request: Request) -> CreatedOut:
+        body = parse_json(await read_body(request, limit, body_timeout), CreateBody)
+        conversation_id = await run_in_threadpool(service.create, create_messages(body))
+        return CreatedOut(id=conversation_id)
+
+    @api.post("/send/text/{conversation_id}", response_model=SendOut,
+              summary="Send a text message; get the answer as text and speech",
+              openapi_extra=json_body(TextBody, required=True))
+    async def send_text(conversation_id: str, request: Request) -> SendOut:
+        return await whole(await text_turn(conversation_id, request))
+
+    @api.post("/send/audio/{conversation_id}", response_model=SendOut,
+              summary="Send a recording; get the transcript and the answer",
+              openapi_extra=AUDIO_BODY)
+    async def send_audio(conversation_id: str, request: Request) -> SendOut:
+        return await whole(await audio_turn(conversation_id, request))
+
+    @api.post("/send/text/{conversation_id}/stream", response_class=StreamingResponse, responses=SSE_RESPONSE,
+              summary="Send a text message; hear the answer sentence by sentence as it is written",
+              openapi_extra=json_body(TextBody, required=True))
+    async def send_text_stream(conversation_id: str, request: Request) -> StreamingResponse:
+        return streamed(await text_turn(conversation_id, request))
+
+    @api.post("/send/audio/{conversation_id}/stream", response_class=StreamingResponse, responses=SSE_RESPONSE,
+              summary="Send a recording; get the transcript, then the answer sentence by sentence",
+              openapi_extra=AUDIO_BODY)
+    async def send_audio_stream(conversation_id: str, request: Request) -> StreamingResponse:
+        return streamed(await audio_turn(conversation_id, request))
+
+    @api.post("/reset/{conversation_id}", response_model=ResetOut,
+              summary="Remove every message; the id stays valid")
+    async def reset(conversation_id: str) -> ResetOut:
+        await run_in_threadpool(service.reset, conversation_id)
+        return ResetOut(messages=[], roles=[], audio=[])
+
+    # Last: /<id> would otherwise swallow the fixed one-word paths above.
+    @api.get("/{conversation_id}", response_model=list[MessageOut],
+             summary="All messages of a conversation, oldest first")
+    async def get(conversation_id: str) -> list[MessageOut]:
+        messages = await run_in_threadpool(service.get, conversation_id)
+        return [MessageOut(message=m.text, role=m.role, audio=b64(m.audio)) for m in messages]
+
+    return api

@@ -1,0 +1,17 @@
+"""Synthesizer "none" (TTS_ENGINE=none): answers are text only."""
+
+from __future__ import annotations
+
+from voiceqna.config import Settings
+from voiceqna.ports import Synthesizer
+
+
+def build(settings: Settings) -> "SilentSynthesizer":
+    return SilentSynthesizer()
+
+
+class SilentSynthesizer(Synthesizer):
+    description = "none (text only)"
+
+    def synthesize(self, text: str) -> bytes:
+        return b""
