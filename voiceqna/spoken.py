@@ -334,6 +334,7 @@ PASSES = [
     (re.compile(r"[−﹣－]"), "-"),
     (re.compile(r"[∼〜]|(?<=\d)[–—](?=\d)"), "~"),
     (re.compile(r"영하\s*-(?=\d)"), "-"),  # 영하 -3도: the minus is read as 영하 already
+    (re.compile(r"시속\s*(?=[\d,.]+\s?km/h)"), ""),  # 시속 100km/h: km/h says 시속 already
     *MARKDOWN,
     (EMAIL, _email),
     (EMOJI, " "),
