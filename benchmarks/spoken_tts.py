@@ -4,10 +4,14 @@
     python benchmarks/spoken_tts.py                      # writes benchmarks/results/spoken-tts.json
 
 The reference for both transcripts is `spoken(text)`, the words a listener should hear.
-`cer_*_normalised` also passes the transcript through `spoken()` (Whisper often writes
-digits: "3시" for 세 시), so only what was heard is compared, not how it was written.
-espeak-ng's Korean is robotic and barely intelligible to Whisper base: absolute CERs are high;
-compare before with after.
+`*_normalised` also passes the transcript through `spoken()` (Whisper often writes digits:
+"3시" for 세 시), so what was heard is compared, not how it was written. `recovered` counts
+reference characters the transcript got right (length - substitutions - deletions), which
+Whisper's repetition loops ("4,4,4,4…", pure insertions) cannot swamp the way they swamp CER.
+Each sentence is spoken at espeak-ng's default rate and at 130 words a minute (the rate
+benchmarks/latency.py uses): two runs, twice the evidence.
+espeak-ng's Korean is robotic and barely intelligible to Whisper base: absolute CERs are high
+and runs vary (temperature fallback samples); compare before with after.
 """
 
 from __future__ import annotations
@@ -69,9 +73,14 @@ SENTENCES = [
 ]
 
 
-def speak(text: str, workdir: Path, name: str) -> bytes:
+SPEEDS = (None, 130)
+"""espeak-ng words per minute: None is its default (175)."""
+
+
+def speak(text: str, workdir: Path, name: str, speed: int | None) -> bytes:
     path = workdir / f"{name}.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(path), "--stdin"],
+    rate = [] if speed is None else ["-s", str(speed)]
+    subprocess.run(["espeak-ng", "-v", "ko", *rate, "-w", str(path), "--stdin"],
                    input=text.encode(), check=True, capture_output=True)
     return path.read_bytes()
 
@@ -90,12 +99,48 @@ def header() -> dict:
         "load_average": os.getloadavg(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/spoken_tts.py",
-        "espeak": "espeak-ng -v ko -w out.wav --stdin",
+        "espeak": "espeak-ng -v ko [-s SPEED] -w out.wav --stdin",
     }
 
 
+def recovered(counts: ErrorCounts) -> int:
+    return counts.reference_length - counts.substitutions - counts.deletions
+
+
 def counts_dict(counts: ErrorCounts) -> dict:
-    return {"errors": counts.errors, "reference_chars": counts.reference_length, "cer": round(counts.rate, 4)}
+    return {"cer": round(counts.rate, 4), "errors": counts.errors, "insertions": counts.insertions,
+            "recovered_chars": recovered(counts), "reference_chars": counts.reference_length}
+
+
+def run(recognizer, speed: int | None, workdir: Path) -> dict:
+    """Every sentence spoken raw and through spoken() at one espeak-ng rate, transcribed."""
+    keys = ("raw", "spoken", "raw_normalised", "spoken_normalised")
+    totals = {key: ErrorCounts() for key in keys}
+    rows = []
+    for i, text in enumerate(SENTENCES):
+        reference = spoken(text)
+        row = {"text": text, "reference": reference}
+        for key, said in (("raw", text), ("spoken", reference)):
+            transcript = recognizer.transcribe(decode(speak(said, workdir, f"{i}-{key}", speed))).text
+            plain, normalised = char_errors(reference, transcript), char_errors(reference, spoken(transcript))
+            totals[key] += plain
+            totals[f"{key}_normalised"] += normalised
+            row[f"transcript_{key}"] = transcript
+            row[f"cer_{key}"] = round(plain.rate, 4)
+            row[f"cer_{key}_normalised"] = round(normalised.rate, 4)
+            row[f"recovered_{key}"] = recovered(plain)
+        logger.info("%s %2d  CER %.2f → %.2f  %s", speed or "default", i, row["cer_raw"], row["cer_spoken"], text)
+        rows.append(row)
+    better = sum(r["cer_spoken_normalised"] < r["cer_raw_normalised"] for r in rows)
+    worse = sum(r["cer_spoken_normalised"] > r["cer_raw_normalised"] for r in rows)
+    corpus = {
+        "before_raw_text": counts_dict(totals["raw"]),
+        "after_spoken_text": counts_dict(totals["spoken"]),
+        "before_raw_text_transcript_normalised": counts_dict(totals["raw_normalised"]),
+        "after_spoken_text_transcript_normalised": counts_dict(totals["spoken_normalised"]),
+        "sentences_better_worse_same_normalised": [better, worse, len(rows) - better - worse],
+    }
+    return {"espeak_speed": speed or "default (175)", "corpus": corpus, "sentences": rows}
 
 
 def main() -> None:
@@ -109,43 +154,27 @@ def main() -> None:
     result = {"header": header()}
     recognizer = build_recognizer(Settings.from_env())
     result["header"]["recognizer"] = recognizer.description
+    result["header"]["sentences"] = len(SENTENCES)
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "spoken-tts"
     workdir.mkdir(parents=True, exist_ok=True)
 
-    totals = {key: ErrorCounts() for key in ("raw", "spoken", "raw_normalised", "spoken_normalised")}
-    rows = []
     started = time.perf_counter()
-    for i, text in enumerate(SENTENCES):
-        reference = spoken(text)
-        row = {"text": text, "reference": reference}
-        for key, said in (("raw", text), ("spoken", reference)):
-            transcript = recognizer.transcribe(decode(speak(said, workdir, f"{i}-{key}"))).text
-            plain, normalised = char_errors(reference, transcript), char_errors(reference, spoken(transcript))
-            totals[key] += plain
-            totals[f"{key}_normalised"] += normalised
-            row[f"transcript_{key}"] = transcript
-            row[f"cer_{key}"] = round(plain.rate, 4)
-            row[f"cer_{key}_normalised"] = round(normalised.rate, 4)
-        logger.info("%2d  CER %.2f → %.2f  %s", i, row["cer_raw"], row["cer_spoken"], text)
-        rows.append(row)
-
-    result["corpus"] = {
-        "sentences": len(rows),
-        "before_raw_text": counts_dict(totals["raw"]),
-        "after_spoken_text": counts_dict(totals["spoken"]),
-        "before_raw_text_transcript_normalised": counts_dict(totals["raw_normalised"]),
-        "after_spoken_text_transcript_normalised": counts_dict(totals["spoken_normalised"]),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    result["runs"] = [run(recognizer, speed, workdir) for speed in SPEEDS]
+    result["seconds"] = round(time.perf_counter() - started, 1)
     result["header"]["load_average_end"] = os.getloadavg()
-    result["sentences"] = rows
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    corpus = result["corpus"]
-    logger.info("corpus CER %.3f → %.3f (transcripts through spoken(): %.3f → %.3f), %d sentences; %s",
-                corpus["before_raw_text"]["cer"], corpus["after_spoken_text"]["cer"],
-                corpus["before_raw_text_transcript_normalised"]["cer"],
-                corpus["after_spoken_text_transcript_normalised"]["cer"], len(rows), args.json)
+    for one in result["runs"]:
+        corpus = one["corpus"]
+        logger.info(
+            "espeak %s: corpus CER %.3f → %.3f; transcripts through spoken() %.3f → %.3f; "
+            "chars recovered %d → %d of %d; %d sentences",
+            one["espeak_speed"], corpus["before_raw_text"]["cer"], corpus["after_spoken_text"]["cer"],
+            corpus["before_raw_text_transcript_normalised"]["cer"],
+            corpus["after_spoken_text_transcript_normalised"]["cer"],
+            corpus["before_raw_text"]["recovered_chars"], corpus["after_spoken_text"]["recovered_chars"],
+            corpus["before_raw_text"]["reference_chars"], len(one["sentences"]))
+    logger.info("%s", args.json)
 
 
 if __name__ == "__main__":
