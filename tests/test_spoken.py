@@ -195,3 +195,17 @@ def test_textnorm_and_spoken_import_alone_in_either_order():
     for first, second in [("voiceqna.textnorm", "voiceqna.spoken"), ("voiceqna.spoken", "voiceqna.textnorm")]:
         code = f"import {first}, {second}; from voiceqna.textnorm import spoken; assert spoken('3개') == '세 개'"
         subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_random_text_never_raises_and_reads_the_same_twice():
+    import random
+
+    pieces = list("0123456789" * 3 + ",.-~:/%+$₩℃° \n#*`_[]()@&|>") + [
+        "개", "시", "월", "일", "년", "번째", "만", "억", "km", "GB", "AI", "x", "제", "영하", "사과",
+        "😀", "https://a.b/c", "a@b.co", "010-", "대", "시간", "Q&A", "**", "- ", "1. ", "시속 ",
+    ]
+    rng = random.Random(0)
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
+        once = spoken(text)
+        assert spoken(once) == once, text

@@ -175,8 +175,7 @@ NUMBER_WITH_COUNTER = re.compile(
 ACRONYM = re.compile(r"(?<![A-Za-z])(?:[A-Z]+|[a-z])(?![A-Za-z])")
 
 CLEANUP = [
-    (re.compile(r"(?<=[A-Za-z가-힣 ])&(?=[A-Za-z가-힣 ])"), "앤"),
-    (re.compile(r"[~_|<>\\^/@#=–—-]"), " "),
+    (re.compile(r"[~_|<>\\^/@#=–—-]|\+(?!\d)"), " "),
     (re.compile(r"\(\s*\)|\[\s*\]"), ""),
     (re.compile(r"\(\s+"), "("),
     (re.compile(r"[ \t\u00a0\u3000]+"), " "),
@@ -307,7 +306,7 @@ def _counted(n: int, digits: str, counter: str, m: re.Match) -> str:
 
 
 def _number(m: re.Match) -> str:
-    sign, digits, fraction, magnitude, gap, counter = m.groups()
+    sign, digits, fraction, magnitude, _, counter = m.groups()
     before = m.string[: m.start()]
     if not (sign or fraction or magnitude or counter) and _is_code(digits, before):
         return _code(digits)
@@ -348,7 +347,7 @@ PASSES = [
     (RATIO, _ratio),
     (FRACTION, _fraction),
     (NUMBER_WITH_COUNTER, _number),
-    (re.compile(r"(?<=[A-Z])&(?=[A-Z])"), "앤"),
+    (re.compile("&"), "앤"),  # Q&A → Q앤A → 큐앤에이
     (ACRONYM, _letters),
     *CLEANUP,
 ]
