@@ -26,3 +26,8 @@ def normalize(text: str) -> str:
 def compact(text: str) -> str:
     """`normalize` without any spaces: the form for character error rate and matching."""
     return normalize(text).replace(" ", "")
+
+
+# Korean for the ear (numbers, dates, units, letters read out) lives in its own module and is
+# public here too; voiceqna.spoken imports nothing from this module, so there is no cycle.
+from voiceqna.spoken import spoken  # noqa: E402  (re-export)

@@ -1,0 +1,181 @@
+"""Does reading numbers the Korean way help? espeak-ng speaks each sentence raw and through
+`spoken()`; the app's recognizer transcribes both; CER against the Hangul reading.
+
+    python benchmarks/spoken_tts.py                      # writes benchmarks/results/spoken-tts.json
+
+The reference for both transcripts is `spoken(text)`, the words a listener should hear.
+`*_normalised` also passes the transcript through `spoken()` (Whisper often writes digits:
+"3시" for 세 시), so what was heard is compared, not how it was written. `recovered` counts
+reference characters the transcript got right (length - substitutions - deletions), which
+Whisper's repetition loops ("4,4,4,4…", pure insertions) cannot swamp the way they swamp CER.
+Each sentence is spoken at espeak-ng's default rate and at 130 words a minute (the rate
+benchmarks/latency.py uses): two runs, twice the evidence.
+espeak-ng's Korean is robotic and barely intelligible to Whisper base: absolute CERs are high
+and runs vary (temperature fallback samples); compare before with after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from voiceqna.audio import decode  # noqa: E402
+from voiceqna.compose import build_recognizer  # noqa: E402
+from voiceqna.config import Settings  # noqa: E402
+from voiceqna.textnorm import spoken  # noqa: E402
+
+try:  # the metrics may move into voiceqna.evaluation
+    from voiceqna.evaluation.metrics import ErrorCounts, char_errors  # noqa: E402
+except ImportError:
+    from voiceqna.metrics import ErrorCounts, char_errors  # noqa: E402
+
+logger = logging.getLogger("spoken_tts")
+
+SENTENCES = [
+    "회의는 2026년 11월 27일 오후 3시에 시작합니다.",
+    "서울역에서 부산역까지 KTX로 2시간 30분 걸려요.",
+    "이 커피는 한 잔에 4,500원입니다.",
+    "내일 최저 기온은 -3도, 최고 기온은 12℃예요.",
+    "고객센터 전화번호는 1588-1234입니다.",
+    "제 휴대폰 번호는 010-1234-5678이에요.",
+    "사과 3개와 배 2개를 샀어요.",
+    "올해 경제 성장률은 2.5%로 예상됩니다.",
+    "우리 아이는 올해 7살이 되었어요.",
+    "마라톤 코스는 42.195km입니다.",
+    "AI와 GPU 시장이 빠르게 커지고 있어요.",
+    "영업시간은 09:00부터 18:00까지입니다.",
+    "학생 25명이 3층 교실에 모였어요.",
+    "이 노트북은 16GB 메모리와 512GB 저장 공간을 갖췄어요.",
+    "서울의 인구는 약 940만 명입니다.",
+    "약은 하루 3번, 식후 30분에 드세요.",
+    "인증번호 482913을 입력해 주세요.",
+    "USB 케이블은 2번째 서랍에 있어요.",
+    "1990년대에 태어난 사람들이 30대가 되었어요.",
+    "이번 달 전기 사용량은 350kWh, 요금은 52,000원이에요.",
+    "버스는 10~15분 간격으로 와요.",
+    "고양이 2마리와 강아지 1마리를 키워요.",
+    "회의실은 5층 501호입니다.",
+    "고속도로에서는 100km/h까지 달릴 수 있어요.",
+    "6월 10일에 1억 2천만 원을 보냈어요.",
+    "**중요:** 3일 안에 서류 2장을 내세요.",
+]
+
+
+SPEEDS = (None, 130)
+"""espeak-ng words per minute: None is its default (175)."""
+
+
+def speak(text: str, workdir: Path, name: str, speed: int | None) -> bytes:
+    path = workdir / f"{name}.wav"
+    rate = [] if speed is None else ["-s", str(speed)]
+    subprocess.run(["espeak-ng", "-v", "ko", *rate, "-w", str(path), "--stdin"],
+                   input=text.encode(), check=True, capture_output=True)
+    return path.read_bytes()
+
+
+def header() -> dict:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    return {
+        "commit": commit,
+        "machine": {"platform": platform.platform(), "cpu": cpu, "cores": len(os.sched_getaffinity(0))},
+        "load_average": os.getloadavg(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python benchmarks/spoken_tts.py",
+        "espeak": "espeak-ng -v ko [-s SPEED] -w out.wav --stdin",
+    }
+
+
+def recovered(counts: ErrorCounts) -> int:
+    return counts.reference_length - counts.substitutions - counts.deletions
+
+
+def counts_dict(counts: ErrorCounts) -> dict:
+    return {"cer": round(counts.rate, 4), "errors": counts.errors, "insertions": counts.insertions,
+            "recovered_chars": recovered(counts), "reference_chars": counts.reference_length}
+
+
+def run(recognizer, speed: int | None, workdir: Path) -> dict:
+    """Every sentence spoken raw and through spoken() at one espeak-ng rate, transcribed."""
+    keys = ("raw", "spoken", "raw_normalised", "spoken_normalised")
+    totals = {key: ErrorCounts() for key in keys}
+    rows = []
+    for i, text in enumerate(SENTENCES):
+        reference = spoken(text)
+        row = {"text": text, "reference": reference}
+        for key, said in (("raw", text), ("spoken", reference)):
+            transcript = recognizer.transcribe(decode(speak(said, workdir, f"{i}-{key}", speed))).text
+            plain, normalised = char_errors(reference, transcript), char_errors(reference, spoken(transcript))
+            totals[key] += plain
+            totals[f"{key}_normalised"] += normalised
+            row[f"transcript_{key}"] = transcript
+            row[f"cer_{key}"] = round(plain.rate, 4)
+            row[f"cer_{key}_normalised"] = round(normalised.rate, 4)
+            row[f"recovered_{key}"] = recovered(plain)
+        logger.info("%s %2d  CER %.2f → %.2f  %s", speed or "default", i, row["cer_raw"], row["cer_spoken"], text)
+        rows.append(row)
+    better = sum(r["cer_spoken_normalised"] < r["cer_raw_normalised"] for r in rows)
+    worse = sum(r["cer_spoken_normalised"] > r["cer_raw_normalised"] for r in rows)
+    corpus = {
+        "before_raw_text": counts_dict(totals["raw"]),
+        "after_spoken_text": counts_dict(totals["spoken"]),
+        "before_raw_text_transcript_normalised": counts_dict(totals["raw_normalised"]),
+        "after_spoken_text_transcript_normalised": counts_dict(totals["spoken_normalised"]),
+        "sentences_better_worse_same_normalised": [better, worse, len(rows) - better - worse],
+    }
+    return {"espeak_speed": speed or "default (175)", "corpus": corpus, "sentences": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "benchmarks/results/spoken-tts.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if shutil.which("espeak-ng") is None:
+        sys.exit("espeak-ng is missing: apt-get install espeak-ng")
+
+    result = {"header": header()}
+    recognizer = build_recognizer(Settings.from_env())
+    result["header"]["recognizer"] = recognizer.description
+    result["header"]["sentences"] = len(SENTENCES)
+    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "spoken-tts"
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    result["runs"] = [run(recognizer, speed, workdir) for speed in SPEEDS]
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["header"]["load_average_end"] = os.getloadavg()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    for one in result["runs"]:
+        corpus = one["corpus"]
+        logger.info(
+            "espeak %s: corpus CER %.3f → %.3f; transcripts through spoken() %.3f → %.3f; "
+            "chars recovered %d → %d of %d; %d sentences",
+            one["espeak_speed"], corpus["before_raw_text"]["cer"], corpus["after_spoken_text"]["cer"],
+            corpus["before_raw_text_transcript_normalised"]["cer"],
+            corpus["after_spoken_text_transcript_normalised"]["cer"],
+            corpus["before_raw_text"]["recovered_chars"], corpus["after_spoken_text"]["recovered_chars"],
+            corpus["before_raw_text"]["reference_chars"], len(one["sentences"]))
+    logger.info("%s", args.json)
+
+
+if __name__ == "__main__":
+    main()
