@@ -7,6 +7,7 @@ from voiceqna import registry
 from voiceqna.config import Settings
 from voiceqna.ports import ChatEngine, ConversationStore, Recognizer, Synthesizer
 from voiceqna.service import ChatService, Limits
+from voiceqna.textnorm import spoken
 
 
 def build_recognizer(settings: Settings) -> Recognizer:
@@ -43,4 +44,5 @@ def build_service(settings: Settings, recognizer: Recognizer | None = None) -> C
         synthesizer=build_synthesizer(settings),
         store=build_store(settings),
         limits=limits(settings),
+        speech_text=spoken if settings.tts_normalize else str,
     )

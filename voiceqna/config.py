@@ -73,6 +73,9 @@ class Settings:
     # --- speech synthesis ---
     tts_engine: str = "espeak"
     """espeak (offline, espeak-ng -v ko), openai (/v1/audio/speech) or none."""
+    tts_normalize: bool = True
+    """Read numbers, dates, times, units and Latin letters the Korean way before speaking
+    (voiceqna.textnorm.spoken: 3시 → 세 시, 2026년 → 이천이십육 년, KTX → 케이티엑스)."""
     espeak_voice: str = "ko"
     openai_tts_model: str = "gpt-4o-mini-tts"
     openai_tts_voice: str = "alloy"
