@@ -73,6 +73,9 @@ class RemoteService:
         answer = self._call("POST", f"send/audio/{_segment(conversation_id)}", files=_upload(data))
         return _turn(conversation_id, answer)
 
+    def transcribe(self, data: bytes) -> str:
+        return self._call("POST", "transcribe", files=_upload(data))["text"]
+
     def stream_text(self, conversation_id: str, text: str, role: str = "user") -> "RemoteTurnStream":
         return self._stream(conversation_id, f"send/text/{_segment(conversation_id)}/stream",
                             json={"message": text, "role": role})

@@ -142,6 +142,16 @@ class ChatService:
     def send_audio(self, conversation_id: str, data: bytes) -> TurnResult:
         return result_of(self._run(self._spoken(conversation_id, data)))
 
+    def transcribe(self, data: bytes) -> str:
+        """What is said in a recording (empty when nothing is), without a conversation: the
+        same limits and the same place in the recognizer's queue as a spoken turn."""
+        turn = self._spoken("", data)
+        try:
+            with turn.ticket:
+                return self._recognise(turn.samples)
+        finally:
+            turn.ticket.release()
+
     def stream_text(self, conversation_id: str, text: str, role: str = "user") -> "TurnStream":
         return TurnStream(self, self._typed(conversation_id, text, role))
 
@@ -157,13 +167,15 @@ class ChatService:
         return _Turn(conversation_id, started, Timings(), text=message.text, role=message.role)
 
     def _spoken(self, conversation_id: str, data: bytes) -> _Turn:
+        """A spoken turn, decoded and admitted to the recognizer's queue ("" for no conversation)."""
         started = time.perf_counter()
         if len(data) > self.limits.max_upload_bytes:
             raise AudioTooLarge(
                 f"The upload is {len(data) / 1e6:.1f} MB, over the limit of "
                 f"{self.limits.max_upload_bytes / 1e6:.1f} MB: send a shorter clip."
             )
-        self.store.history(check_id(conversation_id))  # NotFound before decoding and recognition
+        if conversation_id:
+            self.store.history(check_id(conversation_id))  # NotFound before decoding and recognition
         timings = Timings()
         with _stopwatch(timings, "decode_ms"):
             samples = audio.decode(data, max_seconds=self.limits.max_audio_s)

@@ -8,6 +8,7 @@ the streamed turns beside it.
     POST /send/text/<id>/stream   the same bodies → text/event-stream: transcript, sentence, audio, …, done | error
     POST /send/audio/<id>/stream
     POST /reset/<id>              → 200 {"messages": [], "roles": [], "audio": []}
+    POST /transcribe              a recording (as for /send/audio) → 200 {"text"}: speech to text only
     GET  /info, /health           engine descriptions and limits; liveness
 
 `audio` is base64 everywhere. Turns run on threads of the service (voiceqna.service); a route
@@ -37,6 +38,7 @@ from voiceqna.api.schemas import (
     ResetOut,
     SendOut,
     TextBody,
+    TranscriptOut,
     b64,
     create_messages,
     json_body,
@@ -146,6 +148,12 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
               openapi_extra=AUDIO_BODY)
     async def send_audio_stream(conversation_id: str, request: Request) -> StreamingResponse:
         return streamed(await audio_turn(conversation_id, request))
+
+    @api.post("/transcribe", response_model=TranscriptOut, openapi_extra=AUDIO_BODY,
+              summary="Speech to text only: what is said in a recording (no conversation, nothing stored)")
+    async def transcribe(request: Request) -> TranscriptOut:
+        data = await read_audio(request, limit, body_timeout)
+        return TranscriptOut(text=await reader.run(service.transcribe, data))
 
     @api.post("/reset/{conversation_id}", response_model=ResetOut,
               summary="Remove every message; the id stays valid")

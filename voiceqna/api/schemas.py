@@ -64,6 +64,11 @@ class SendOut(BaseModel):
     audio_error: str
 
 
+class TranscriptOut(BaseModel):
+    text: str
+    """What was said; "" when no speech was heard."""
+
+
 class ResetOut(BaseModel):
     messages: list[str]
     roles: list[str]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, TypeVar
 
 import anyio
 
 from voiceqna.api.errors import error_body
 from voiceqna.api.schemas import AudioOut, HeardOut, SentenceOut, b64, send_out
 from voiceqna.ports import Done, Failed, Heard, Sentence, SentenceAudio, TurnEvent, TurnEvents
+
+T = TypeVar("T")
 
 POLL_S = 1.0
 """How long one wait for the next event lasts before the reader checks the client is still there."""
@@ -45,6 +47,10 @@ class EventReader:
 
     def __init__(self, max_waiting: int = 1000) -> None:
         self.limiter = anyio.CapacityLimiter(max_waiting)
+
+    async def run(self, function: Callable[..., T], *args: object) -> T:
+        """A blocking call that may wait in the recognizer's queue, on this pool's threads."""
+        return await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
 
     async def _next(self, stream: TurnEvents) -> TurnEvent | None:
         return await anyio.to_thread.run_sync(stream.next_event, POLL_S, abandon_on_cancel=True,
