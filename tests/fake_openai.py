@@ -44,6 +44,8 @@ class FakeOpenAI:
     fail_after_tokens: int = -1
     requests: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
+    last_tokens_at: list[float] = field(default_factory=list)
+    """time.monotonic() at which each streamed answer's last token was sent."""
 
     def __post_init__(self) -> None:
         fake = self
@@ -87,6 +89,7 @@ class FakeOpenAI:
                     if number and fake.tokens_per_s:
                         time.sleep(1.0 / fake.tokens_per_s)
                     self._event({"role": "assistant", "content": token} if number == 0 else {"content": token}, model)
+                fake.last_tokens_at.append(time.monotonic())
                 self._event({}, model, finish="stop")
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()

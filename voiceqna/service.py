@@ -394,8 +394,12 @@ class TurnStream:
         return self._finished
 
     def __iter__(self) -> Iterator[TurnEvent]:
-        while (event := self.next_event()) is not None:
-            yield event
+        try:
+            while (event := self.next_event()) is not None:
+                yield event
+        finally:  # a reader that stops iterating early has gone away
+            if not self._finished:
+                self.close()
 
     def __enter__(self) -> "TurnStream":
         return self
