@@ -22,7 +22,7 @@ from voiceqna.errors import BadAudio, EngineUnavailable, InvalidInput, NotFound,
 from voiceqna.evaluation.clips import seconds
 from voiceqna.ports import Done, Heard, Sentence, SentenceAudio
 from voiceqna.service import INTERRUPTED_MARK, NOT_HEARD
-from voiceqna.textnorm import compact
+from voiceqna.textnorm import compact, spoken
 
 ANSWER = (
     "서울의 오늘 기온은 영하 삼 도예요. 내일은 더 추워진다고 하니 따뜻하게 입고 나가세요. "
@@ -189,3 +189,16 @@ def test_a_failed_stream_raises_its_error_from_result(service, fake):
     with pytest.raises(EngineUnavailable, match="chat engine"):
         stream.result()
     assert stream.finished
+
+
+def test_openai_speech_is_asked_for_wav_one_sentence_at_a_time_fake_openai_server(tmp_path, recognizer, fake):
+    settings = make_settings(tmp_path / "data", chat_engine="openai", openai_api_key="fake",
+                             openai_base_url=fake.base_url, tts_engine="openai")
+    service = build_service(settings, recognizer=recognizer)
+    events = list(service.stream_text(service.create(), "내일 날씨는요?"))
+    sentences = [e.text for e in events if isinstance(e, Sentence)]
+    asked = [r for r in fake.requests if r["path"].endswith("/audio/speech")]  # one fake serves both stages
+    assert len(sentences) >= 2 and len(asked) == len(sentences)
+    assert [r["response_format"] for r in asked] == ["wav"] * len(sentences)
+    assert [r["input"] for r in asked] == [spoken(s) for s in sentences]  # read the Korean way
+    assert all(seconds(e.audio) == pytest.approx(1.0) for e in events if isinstance(e, SentenceAudio))
