@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from voiceqna import registry
 from voiceqna.config import Settings
 
 
@@ -75,9 +74,3 @@ def test_each_openai_engine_starts_with_a_key_for_its_stage_alone():
                     tts_engine="openai", tts_api_key="t")
     assert (settings.asr_api_key, settings.chat_api_key, settings.tts_api_key) == ("a", "c", "t")
     assert settings.openai_api_key == ""
-
-
-def test_readme_lists_every_engine_of_the_registry():
-    from voiceqna.config import PROJECT_ROOT
-
-    assert registry.markdown_table() in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
