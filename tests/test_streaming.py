@@ -202,3 +202,11 @@ def test_openai_speech_is_asked_for_wav_one_sentence_at_a_time_fake_openai_serve
     assert [r["response_format"] for r in asked] == ["wav"] * len(sentences)
     assert [r["input"] for r in asked] == [spoken(s) for s in sentences]  # read the Korean way
     assert all(seconds(e.audio) == pytest.approx(1.0) for e in events if isinstance(e, SentenceAudio))
+
+
+def test_an_answer_cut_off_by_the_chat_server_is_an_error_not_a_half_answer_fake_openai_server(service, fake):
+    fake.fail_after_tokens = 12  # the server's connection drops mid-answer, without an error status
+    cid = service.create()
+    events = list(service.stream_text(cid, "날씨 어때요?"))
+    assert names(events)[-1] == "error" and "middle of its answer" in str(events[-1].error)
+    assert service.get(cid) == []  # nothing of the half answer is stored

@@ -41,14 +41,17 @@ class OpenAIChatEngine(ChatEngine):
     def stream(self, history: Sequence[TextMessage], question: str) -> Iterator[str]:
         import openai
 
-        written = False
+        written, finished = False, False
         try:
             chunks = self.client.chat.completions.create(
                 model=self.model, messages=self.messages(history, question), stream=True
             )
             with chunks:
                 for chunk in chunks:
-                    piece = chunk.choices[0].delta.content if chunk.choices else None
+                    if not chunk.choices:
+                        continue
+                    piece = chunk.choices[0].delta.content
+                    finished = finished or chunk.choices[0].finish_reason is not None
                     if piece:
                         written = True
                         yield piece
@@ -60,6 +63,8 @@ class OpenAIChatEngine(ChatEngine):
             ) from None
         if not written:
             raise EngineUnavailable("The chat engine returned an empty answer: try again.")
+        if not finished:  # the connection ended before the server said the answer was complete
+            raise EngineUnavailable("The chat engine stopped in the middle of its answer: try again.")
 
     def close(self) -> None:
         self.client.close()
