@@ -11,6 +11,7 @@ import subprocess
 from urllib.parse import quote, urlsplit
 
 import jiwer
+import numpy as np
 import pytest
 import requests
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from tests.live_server import API_KEY, CORS_ORIGIN
 from voiceqna.api import create_api
+from voiceqna.audio import encode_wav
 from voiceqna.compose import build_service
 from voiceqna.textnorm import compact
 
@@ -237,10 +239,12 @@ def test_send_text_rejects_bad_bodies_and_keeps_the_conversation(api_url, body, 
 @pytest.mark.parametrize("conversation_id", [UNKNOWN_ID, "nope", "0123456789ABCDEF01234567", "%2E%2E"])
 @pytest.mark.parametrize("method, route", [("GET", ""), ("POST", "send/text/"), ("POST", "send/audio/"),
                                            ("POST", "reset/")])
-def test_unknown_or_malformed_id_is_404(api_url, clip, method, route, conversation_id):
+def test_unknown_or_malformed_id_is_404(api_url, method, route, conversation_id):
+    """No recording needed: an unknown id is refused before the audio is decoded (a second of tone will do)."""
     kwargs = {"json": {"message": "안녕"}} if "text" in route else {}
     if "audio" in route:
-        kwargs = {"data": clip.path.read_bytes(), "headers": {"Content-Type": "audio/wav"}}
+        tone = encode_wav((0.3 * np.sin(np.arange(16_000) / 16_000 * 2 * np.pi * 220)).astype(np.float32))
+        kwargs = {"data": tone, "headers": {"Content-Type": "audio/wav"}}
     assert_error(requests.request(method, f"{api_url}/{route}{conversation_id}", **kwargs), 404, "conversation")
 
 

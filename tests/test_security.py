@@ -73,9 +73,11 @@ def test_the_page_and_its_own_api_need_the_key_too(tmp_path, recognizer):
     assert client.get("/").status_code == 200  # the login form
     for method, path in [("GET", "/config"), ("GET", "/gradio_api/info"), ("POST", "/gradio_api/queue/join"),
                          ("POST", "/gradio_api/upload"), ("GET", "/gradio_api/file=/etc/hostname"),
-                         ("GET", "/api/info"), ("POST", "/api/create"), ("GET", "/api/docs"),
-                         ("GET", "/openapi.json"), ("GET", "/docs")]:
-        assert client.request(method, path, json={"data": ["a"]}).status_code in (401, 404), (method, path)
+                         ("GET", "/api/info"), ("POST", "/api/create"), ("GET", "/api/docs")]:
+        assert client.request(method, path, json={"data": ["a"]}).status_code == 401, (method, path)
+    for path in ("/openapi.json", "/docs", "/redoc"):  # the root app's own docs are off, key or not
+        assert client.get(path).status_code == 404, path
+        assert client.get(path, headers={"X-API-Key": KEY}).status_code == 404, path
     assert client.get("/api/health").status_code == 200
     assert client.post("/login", data={"username": "me", "password": "wrong"}).status_code != 200
     assert client.get("/config").status_code == 401

@@ -160,9 +160,10 @@ def test_new_conversation_has_a_fresh_id(handlers, service):
     assert service.get(second.conversation_id) == [] and second.chat == []
 
 
-def test_engine_info_names_the_model_device_and_engines(handlers):
+def test_engine_info_names_the_model_device_and_engines(handlers, recognizer):
     info = handlers.engine_info()
-    assert "Whisper base (cpu, int8)" in info
+    # The device and compute type this machine really runs (cpu, int8 here; cuda, float16 on a GPU).
+    assert f"Whisper base ({recognizer.device}, {recognizer.compute_type})" in info
     assert "offline knowledge base" in info and "espeak-ng (ko)" in info and "SQLite" in info
 
 
