@@ -6,16 +6,21 @@ from __future__ import annotations
 import base64
 import os
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
 from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketDenialResponse
+from starlette.websockets import WebSocket
 
 from app import build_app
 from tests.conftest import make_settings
 from tests.live_server import live_api
+from voiceqna.api import create_api
 from voiceqna.compose import build_service
+from voiceqna.engines.store_sqlite import SQLiteStore
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.ports import ID_PATTERN, new_id
 
@@ -125,3 +130,27 @@ def test_uploaded_audio_never_lands_in_a_path_from_the_client(server, korean_wav
         assert not [n for n in names_under(folder) if marker in n], folder
     assert set(names_under(data_dir)) <= {"conversations.sqlite3", "conversations.sqlite3-wal",
                                           "conversations.sqlite3-shm"}
+
+
+def test_websockets_need_the_key_too(settings):
+    """The key guards every kind of connection, not only HTTP requests: a WebSocket route (one a
+    later version or a mounted app may add) is refused without the key and opens with it."""
+    locked = replace(settings, api_key=KEY)
+    api = create_api(SQLiteStore(settings.sqlite_path), locked)  # the store alone is enough: no turn runs
+
+    @api.websocket("/echo")
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    client = TestClient(api)
+    for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
+        with pytest.raises(WebSocketDenialResponse) as refused:  # an HTTP 401 instead of the handshake
+            with client.websocket_connect("/echo", headers=headers) as socket:
+                socket.send_text("hello")
+                socket.receive_text()
+        assert refused.value.status_code == 401 and refused.value.json()["type"] == "Unauthorized"
+    with client.websocket_connect("/echo", headers={"X-API-Key": KEY}) as socket:
+        socket.send_text("hello")
+        assert socket.receive_text() == "hello"
