@@ -406,3 +406,21 @@ def test_routes_work_mounted_under_api_as_in_the_page(settings, recognizer):
     assert client.get("/api/docs").status_code == 200 and "/api/openapi.json" in client.get("/api/docs").text
     assert "/create" in client.get("/api/openapi.json").json()["paths"]
 
+
+
+@pytest.mark.parametrize("method, path, content_type, status", [
+    ("POST", "/send/audio/{id}", "text/" + "x" * 3000, 415),
+    ("GET", "/no-such-route/" + "y" * 3000, None, 404),
+    ("GET", "/send/text/" + "z" * 3000, None, 405),
+])
+def test_errors_echo_at_most_40_characters_of_client_input(api_url, method, path, content_type, status):
+    """A Content-Type or a path the client made up is quoted in the error, cut like every other
+    echo of client input (voiceqna.errors.shown: 40 characters)."""
+    conversation_id = create(api_url, SEED_CREATE)
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = requests.request(method, f"{api_url}{path.replace('{id}', conversation_id)}", data=b"RIFF",
+                                headers=headers)
+    body = assert_error(response, status)
+    for letter in "xyz":
+        assert letter * 41 not in body["error"], body["error"]
+    assert len(body["error"]) < 400

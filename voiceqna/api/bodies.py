@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voiceqna.api.schemas import TextBody
-from voiceqna.errors import AudioTooLarge, BadAudio, InvalidInput, RequestTimeout
+from voiceqna.errors import AudioTooLarge, BadAudio, InvalidInput, RequestTimeout, shown
 
 ENVELOPE_BYTES = 64 * 1024
 """Room for multipart headers and JSON punctuation on top of MAX_UPLOAD_MB."""
@@ -110,7 +110,7 @@ async def read_audio(request: Request, limit: int, timeout_s: float) -> bytes:
     if media in ("", "multipart/form-data") or media.startswith(RAW_AUDIO_TYPES):
         return await source.body()
     raise BadAudio(
-        f"Content-Type {media!r} is not audio: send the recording as the multipart/form-data field "
+        f"Content-Type {shown(media)} is not audio: send the recording as the multipart/form-data field "
         "'audio', or as the raw body with Content-Type audio/wav (audio/webm, audio/ogg, audio/mpeg, …)."
     )
 

@@ -62,7 +62,7 @@ class MongoStore(ConversationStore):
         self._errors = _pymongo_errors()
         self.client = client if client is not None else _connect(uri, timeout_s)
         self.collection = self.client[database][collection]
-        with self._guard(f"MongoDB at {_redact(uri)} cannot be reached"):
+        with self._guard(f"MongoDB at {_redact(uri)} cannot be reached", at_start=True):
             self.client.admin.command("ping")
             self.collection.create_index("created_at")
         self.description = f"MongoDB {database}.{collection}"  # public (GET /info): no server address
@@ -132,9 +132,13 @@ class MongoStore(ConversationStore):
         self.client.close()
 
     @contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
+    def _guard(self, what: str, at_start: bool = False) -> Iterator[None]:
         """pymongo's errors as the project's: AudioTooLarge for an oversized document,
-        EngineUnavailable (with the fix) for everything else the server or network does."""
+        EngineUnavailable (with the fix) for everything else the server or network does.
+
+        At start the message names the server (the operator reads it in the log: "Cannot
+        start: …"); at run time it goes to clients, so it names only the kind of failure and
+        the details (host:port, the server's words) go to the log."""
         errors = self._errors
         try:
             yield
@@ -143,18 +147,23 @@ class MongoStore(ConversationStore):
         except errors.OperationFailure as exc:
             if exc.code in _TOO_LARGE_CODES:
                 raise _too_large() from None
+            logger.warning("%s: MongoDB refused the operation: %s", what, exc)
             if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
                 raise EngineUnavailable(
-                    f"{what}: MongoDB refused the credentials ({exc.details and exc.details.get('errmsg') or exc}). "
-                    "Check the user, password and authSource in MONGODB_URI."
+                    f"{what}: MongoDB refused the credentials. Check the user, password and authSource "
+                    "in MONGODB_URI."
                 ) from None
-            raise EngineUnavailable(f"{what}: MongoDB said {exc}. Try again.") from None
+            raise EngineUnavailable(f"{what}: MongoDB refused the operation (code {exc.code}). Try again; "
+                                    "the server log says why.") from None
         except errors.ConfigurationError as exc:
-            raise EngineUnavailable(f"{what}: {exc}. Check MONGODB_URI (mongodb://host:27017).") from None
+            logger.warning("%s: %s", what, exc)
+            detail = f": {exc}" if at_start else ""
+            raise EngineUnavailable(f"{what}{detail}. Check MONGODB_URI (mongodb://host:27017).") from None
         except errors.PyMongoError as exc:
             logger.warning("%s: %s", what, exc)
+            reason = _reason(exc) if at_start else type(exc).__name__
             raise EngineUnavailable(
-                f"{what} ({_reason(exc)}): check that the server is running and that MONGODB_URI "
+                f"{what} ({reason}): check that the server is running and that MONGODB_URI "
                 "points at it (docker: `docker run -d -p 27017:27017 mongo`), then try again."
             ) from None
 

@@ -122,7 +122,8 @@ class PageHandlers:
             info = self.service.info
         except Exception as exc:  # a remote API that is down must not break the page
             logger.warning("Engine info unavailable: %s", exc)
-            return f"엔진 정보를 가져오지 못했어요 (engine info unavailable): {exc}"
+            why = str(exc) if isinstance(exc, VoiceQnAError) else type(exc).__name__  # never an address
+            return f"엔진 정보를 가져오지 못했어요 (engine info unavailable): {why}"
         rows = (
             ("음성 인식 (speech recognition)", info.recognizer),
             ("대화 엔진 (chat)", info.chat),
