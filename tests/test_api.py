@@ -8,6 +8,8 @@ import json
 import re
 import socket
 import subprocess
+import urllib.error
+import urllib.request
 from urllib.parse import quote, urlsplit
 
 import jiwer
@@ -424,3 +426,21 @@ def test_errors_echo_at_most_40_characters_of_client_input(api_url, method, path
     for letter in "xyz":
         assert letter * 41 not in body["error"], body["error"]
     assert len(body["error"]) < 400
+
+
+@pytest.mark.parametrize("route, content_type", [("send/audio/{id}", "audio/wav"), ("create", "application/json"),
+                                                 ("send/text/{id}", "application/json")])
+def test_a_client_that_writes_its_whole_body_first_gets_the_413_json(api_url, route, content_type):
+    """Python's urllib (like many simple clients) writes the whole body before it reads a byte of
+    the answer: the server must read past an over-limit body (up to a bound) before answering,
+    or the client sees a connection reset instead of the 413."""
+    conversation_id = create(api_url, SEED_CREATE)
+    request = urllib.request.Request(f"{api_url}/{route.replace('{id}', conversation_id)}",
+                                     data=bytes(12 * 1024 * 1024), headers={"Content-Type": content_type},
+                                     method="POST")  # 12 MB; the server's MAX_UPLOAD_MB is 1
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 413
+    body = json.loads(refused.value.read())
+    assert body["type"] == "AudioTooLarge" and "MAX_UPLOAD_MB" in body["error"]
+    assert conversation(api_url, conversation_id) == SEED_CONVERSATION
