@@ -78,7 +78,7 @@ def test_fake_pymongo_a_turn_and_a_reset_are_one_update_each(store):
     assert [m["text"] for m in writes[0][1][1]["$push"]["messages"]["$each"]] == ["질문", "답변"]
     recorder.calls.clear()
     store.reset(conversation_id)
-    assert [(name, args[1]) for name, args in recorder.calls] == [("update_one", {"$set": {"messages": [], "size": 0}})]
+    assert [(name, args[1]) for name, args in recorder.calls] == [("update_one", {"$set": {"messages": [], "turns": [], "size": 0}})]
 
 
 def test_fake_pymongo_full_conversation_refuses_a_turn_whole_until_reset(store):

@@ -74,22 +74,27 @@ class RemoteService:
     def reset(self, conversation_id: str) -> None:
         self._call("POST", f"reset/{_segment(conversation_id)}")
 
-    def send_text(self, conversation_id: str, text: str, role: str = "user") -> TurnResult:
-        data = self._call("POST", f"send/text/{_segment(conversation_id)}", json={"message": text, "role": role})
+    def send_text(self, conversation_id: str, text: str, role: str = "user", *,
+                  idempotency_key: str = "") -> TurnResult:
+        data = self._call("POST", f"send/text/{_segment(conversation_id)}", json={"message": text, "role": role},
+                          headers=_key_header(idempotency_key))
         with _understood():
             return _turn(conversation_id, data)
 
-    def send_audio(self, conversation_id: str, data: bytes) -> TurnResult:
-        answer = self._call("POST", f"send/audio/{_segment(conversation_id)}", files=_upload(data))
+    def send_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> TurnResult:
+        answer = self._call("POST", f"send/audio/{_segment(conversation_id)}", files=_upload(data),
+                            headers=_key_header(idempotency_key))
         with _understood():
             return _turn(conversation_id, answer)
 
-    def stream_text(self, conversation_id: str, text: str, role: str = "user") -> "RemoteTurnStream":
+    def stream_text(self, conversation_id: str, text: str, role: str = "user", *,
+                    idempotency_key: str = "") -> "RemoteTurnStream":
         return self._stream(conversation_id, f"send/text/{_segment(conversation_id)}/stream",
-                            json={"message": text, "role": role})
+                            json={"message": text, "role": role}, headers=_key_header(idempotency_key))
 
-    def stream_audio(self, conversation_id: str, data: bytes) -> "RemoteTurnStream":
-        return self._stream(conversation_id, f"send/audio/{_segment(conversation_id)}/stream", files=_upload(data))
+    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> "RemoteTurnStream":
+        return self._stream(conversation_id, f"send/audio/{_segment(conversation_id)}/stream", files=_upload(data),
+                            headers=_key_header(idempotency_key))
 
     def close(self) -> None:
         self.client.close()
@@ -254,7 +259,13 @@ def _turn(conversation_id: str, data: dict) -> TurnResult:
         timings=timings,
         stored=data.get("stored", True),
         audio_error=data.get("audio_error", ""),
+        repeated=data.get("repeated", False),
     )
+
+
+def _key_header(key: str) -> dict:
+    """The Idempotency-Key header (none for ""): the server says 400 for a malformed one."""
+    return {"Idempotency-Key": key} if key else {}
 
 
 def _upload(data: bytes) -> dict:

@@ -17,6 +17,7 @@ only waits for their events, so reads and /health never queue behind a turn.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -52,6 +53,21 @@ STREAM_DOC = (
     "non-streaming route) or `error` {error, status, type} (nothing stored). A client that goes away "
     "does not cancel the turn: it is finished and stored whole."
 )
+KEY_HEADER = "Idempotency-Key"
+KEY_DOC = (f"Send routes take an optional `{KEY_HEADER}` header (1–255 visible ASCII characters, e.g. a "
+           "UUID made once per question): a retry with the same key within 24 h gets the first answer back "
+           "(`repeated: true`) and stores nothing new, whichever replica it reaches.")
+
+
+KEY_PARAMETER = {"parameters": [{"name": KEY_HEADER, "in": "header", "required": False, "description": KEY_DOC,
+                                 "schema": {"type": "string", "maxLength": 255}}]}
+
+
+def idempotency_key(request: Request) -> str:
+    """The request's Idempotency-Key header ("" when absent); the service checks its form."""
+    return request.headers.get(KEY_HEADER, "")
+
+
 SSE_RESPONSE = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": STREAM_DOC}}
 
 
@@ -68,7 +84,7 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
         title="Korean Voice Q&A API",
         version="1.1",
         description="The seed's voice chat contract (create, get, send text or audio, reset), and "
-                    "streamed turns that speak each sentence as soon as it is written.",
+                    "streamed turns that speak each sentence as soon as it is written. " + KEY_DOC,
         responses={status: {"model": ErrorOut} for status in (400, 404, 408, 413, 415, 422, 503)},
         lifespan=lifespan,
     )
@@ -81,19 +97,21 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", KEY_HEADER],
         )
     limit, body_timeout = settings.max_upload_bytes, settings.body_timeout_s
     reader = EventReader()
 
     async def text_turn(conversation_id: str, request: Request) -> TurnEvents:
         body = parse_json(await read_body(request, limit, body_timeout), TextBody)
-        return await run_in_threadpool(service.stream_text, conversation_id, body.message, body.role)
+        return await run_in_threadpool(partial(service.stream_text, conversation_id, body.message, body.role,
+                                               idempotency_key=idempotency_key(request)))
 
     async def audio_turn(conversation_id: str, request: Request) -> TurnEvents:
         # The upload arrives first: a slow one holds no place at the recognizer's gate.
         data = await read_audio(request, limit, body_timeout)
-        return await run_in_threadpool(service.stream_audio, conversation_id, data)
+        return await run_in_threadpool(partial(service.stream_audio, conversation_id, data,
+                                               idempotency_key=idempotency_key(request)))
 
     async def whole(stream: TurnEvents) -> SendOut:
         return send_out(result_of(await reader.last_event(stream)))
@@ -125,25 +143,25 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
 
     @api.post("/send/text/{conversation_id}", response_model=SendOut,
               summary="Send a text message; get the answer as text and speech",
-              openapi_extra=json_body(TextBody, required=True))
+              openapi_extra={**json_body(TextBody, required=True), **KEY_PARAMETER})
     async def send_text(conversation_id: str, request: Request) -> SendOut:
         return await whole(await text_turn(conversation_id, request))
 
     @api.post("/send/audio/{conversation_id}", response_model=SendOut,
               summary="Send a recording; get the transcript and the answer",
-              openapi_extra=AUDIO_BODY)
+              openapi_extra={**AUDIO_BODY, **KEY_PARAMETER})
     async def send_audio(conversation_id: str, request: Request) -> SendOut:
         return await whole(await audio_turn(conversation_id, request))
 
     @api.post("/send/text/{conversation_id}/stream", response_class=StreamingResponse, responses=SSE_RESPONSE,
               summary="Send a text message; hear the answer sentence by sentence as it is written",
-              openapi_extra=json_body(TextBody, required=True))
+              openapi_extra={**json_body(TextBody, required=True), **KEY_PARAMETER})
     async def send_text_stream(conversation_id: str, request: Request) -> StreamingResponse:
         return streamed(await text_turn(conversation_id, request))
 
     @api.post("/send/audio/{conversation_id}/stream", response_class=StreamingResponse, responses=SSE_RESPONSE,
               summary="Send a recording; get the transcript, then the answer sentence by sentence",
-              openapi_extra=AUDIO_BODY)
+              openapi_extra={**AUDIO_BODY, **KEY_PARAMETER})
     async def send_audio_stream(conversation_id: str, request: Request) -> StreamingResponse:
         return streamed(await audio_turn(conversation_id, request))
 

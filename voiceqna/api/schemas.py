@@ -62,6 +62,8 @@ class SendOut(BaseModel):
     stored: bool
     """False when nothing was heard: the turn was answered but not kept."""
     audio_error: str
+    repeated: bool = False
+    """True for a retry (the same Idempotency-Key): the first answer again, nothing new stored."""
 
 
 class ResetOut(BaseModel):
@@ -148,6 +150,7 @@ def send_out(turn: TurnResult) -> SendOut:
                               first_token=round(t.first_token_ms, 1), first_audio=round(t.first_audio_ms, 1)),
         stored=turn.stored,
         audio_error=turn.audio_error,
+        repeated=turn.repeated,
     )
 
 

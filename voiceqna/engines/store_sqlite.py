@@ -16,7 +16,17 @@ from typing import Iterator, Sequence
 
 from voiceqna.config import Settings
 from voiceqna.errors import EngineUnavailable, NotFound
-from voiceqna.ports import ConversationStore, Message, TextMessage, check_id, new_id
+from voiceqna.ports import (
+    IDEMPOTENCY_TTL_S,
+    ConversationStore,
+    Message,
+    StoredTurn,
+    TextMessage,
+    TurnKey,
+    check_id,
+    check_keyed_turn,
+    new_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +54,16 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at REAL NOT NULL,
     PRIMARY KEY (conversation_id, seq)
 );
+CREATE TABLE IF NOT EXISTS turn_keys (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id),
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    answer_seq INTEGER NOT NULL,
+    audio_error TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (conversation_id, key)
+);
+CREATE INDEX IF NOT EXISTS turn_keys_by_age ON turn_keys (created_at);
 """
 
 
@@ -60,12 +80,14 @@ class SQLiteStore(ConversationStore):
     (locked, full, I/O, corrupt) are EngineUnavailable; a write that fails anywhere, COMMIT
     included, is rolled back, so no connection keeps the write lock."""
 
-    def __init__(self, path: Path, synchronous: str = SYNCHRONOUS) -> None:
-        """`synchronous`: SQLite's PRAGMA synchronous for every connection (see SYNCHRONOUS)."""
+    def __init__(self, path: Path, synchronous: str = SYNCHRONOUS, key_ttl_s: float = IDEMPOTENCY_TTL_S) -> None:
+        """`synchronous`: SQLite's PRAGMA synchronous for every connection (see SYNCHRONOUS);
+        `key_ttl_s`: how long idempotency keys are remembered."""
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous={synchronous!r}: use NORMAL, FULL or EXTRA")
         self.path = Path(path)
         self.synchronous = synchronous.upper()
+        self.key_ttl_s = key_ttl_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
@@ -138,18 +160,53 @@ class SQLiteStore(ConversationStore):
             ).fetchall()
         return [TextMessage(role, text) for role, text in rows]
 
-    def append(self, conversation_id: str, messages: Sequence[Message]) -> None:
+    def append(self, conversation_id: str, messages: Sequence[Message],
+               key: TurnKey | None = None) -> StoredTurn | None:
         with self._transaction() as db:
             self._require(db, conversation_id)
+            if key is not None:
+                earlier = self._keyed(db, conversation_id, key.key)
+                if earlier is not None:
+                    return earlier  # nothing written: BEGIN IMMEDIATE made this check and the write one step
+                check_keyed_turn(messages)
+                db.execute("DELETE FROM turn_keys WHERE created_at < ? OR (conversation_id = ? AND key = ?)",
+                           (time.time() - self.key_ttl_s, conversation_id, key.key))  # expired keys are free again
             (last,) = db.execute(
                 "SELECT COALESCE(MAX(seq), -1) FROM messages WHERE conversation_id = ?", (conversation_id,)
             ).fetchone()
             self._insert(db, conversation_id, last + 1, messages)
+            if key is not None:
+                db.execute(
+                    "INSERT INTO turn_keys (conversation_id, key, fingerprint, answer_seq, audio_error, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (conversation_id, key.key, key.fingerprint, last + len(messages), key.audio_error, time.time()),
+                )
+        return None
+
+    def turn(self, conversation_id: str, key: str) -> StoredTurn | None:
+        with self._connection() as db, _failures("The conversation store could not be read"):
+            self._require(db, conversation_id)
+            return self._keyed(db, conversation_id, key)
 
     def reset(self, conversation_id: str) -> None:
         with self._transaction() as db:
             self._require(db, conversation_id)
             db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
+            db.execute("DELETE FROM turn_keys WHERE conversation_id = ?", (conversation_id,))
+
+    def _keyed(self, db: sqlite3.Connection, conversation_id: str, key: str) -> StoredTurn | None:
+        """The turn stored under `key` and not yet expired, read on `db` (inside its transaction, if any)."""
+        row = db.execute(
+            "SELECT k.fingerprint, k.audio_error, q.text, a.text, a.audio FROM turn_keys k "
+            "JOIN messages a ON a.conversation_id = k.conversation_id AND a.seq = k.answer_seq "
+            "JOIN messages q ON q.conversation_id = k.conversation_id AND q.seq = k.answer_seq - 1 "
+            "WHERE k.conversation_id = ? AND k.key = ? AND k.created_at >= ?",
+            (conversation_id, key, time.time() - self.key_ttl_s),
+        ).fetchone()
+        if row is None:
+            return None
+        fingerprint, audio_error, transcript, text, audio = row
+        return StoredTurn(fingerprint, transcript, text, bytes(audio), audio_error)
 
     def close(self) -> None:
         """Close every connection (at shutdown), idle or not; a later call opens new ones."""
