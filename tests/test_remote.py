@@ -154,3 +154,28 @@ def test_remote_errors_never_show_api_url_on_the_page(where, tmp_path):
         remote.close()
         if wrong:
             wrong.close()
+
+
+def test_one_remote_service_shared_by_many_threads(api_url):
+    """The page calls one RemoteService from Gradio's worker threads at once: every call gets its
+    own answer, and every conversation exactly its own turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    remote = RemoteService(api_url)
+
+    def client(n: int) -> tuple[str, list[str]]:
+        conversation_id = remote.create([Message("user", f"시작 {n}")])
+        asked = [f"질문 {n}-{i}" for i in range(3)]
+        for question in asked:
+            assert remote.send_text(conversation_id, question).transcript == question
+        return conversation_id, asked
+
+    try:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            results = list(pool.map(client, range(12)))
+        for n, (conversation_id, asked) in enumerate(results):
+            messages = remote.get(conversation_id)
+            assert len(messages) == 1 + 2 * len(asked)
+            assert [m.text for m in messages if m.role == "user"] == [f"시작 {n}"] + asked
+    finally:
+        remote.close()
