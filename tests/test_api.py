@@ -444,3 +444,38 @@ def test_a_client_that_writes_its_whole_body_first_gets_the_413_json(api_url, ro
     body = json.loads(refused.value.read())
     assert body["type"] == "AudioTooLarge" and "MAX_UPLOAD_MB" in body["error"]
     assert conversation(api_url, conversation_id) == SEED_CONVERSATION
+
+
+def test_json_and_base64_of_large_bodies_run_off_the_event_loop(settings, recognizer, monkeypatch):
+    """Parsing a 25 MB /create body, decoding its base64, and encoding a long conversation for
+    GET take long enough to stall every other request (/health included) if they ran on the
+    event loop: each must run on a worker thread (where no event loop runs)."""
+    import asyncio
+
+    from voiceqna.api import bodies, schemas
+
+    on_loop: list[str] = []
+
+    def watched(name, function):
+        def call(*args, **kwargs):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(name)
+            except RuntimeError:  # a worker thread: no loop here
+                pass
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(bodies.json, "loads", watched("json.loads", bodies.json.loads))
+    monkeypatch.setattr(schemas.base64, "b64decode", watched("b64decode", schemas.base64.b64decode))
+    monkeypatch.setattr(schemas.base64, "b64encode", watched("b64encode", schemas.base64.b64encode))
+    client = TestClient(create_api(build_service(settings, recognizer), settings))
+    created = client.post("/create", json=SEED_CREATE)
+    assert created.status_code == 201
+    conversation_id = created.json()["id"]
+    assert client.get(f"/{conversation_id}").json() == SEED_CONVERSATION
+    sent = client.post(f"/send/text/{conversation_id}", json={"message": "안녕"})
+    assert sent.status_code == 200 and sent.json()["audio"]
+    streamed = client.post(f"/send/text/{conversation_id}/stream", json={"message": "안녕"})
+    assert streamed.status_code == 200 and "event: audio" in streamed.text and "event: done" in streamed.text
+    assert on_loop == []

@@ -22,7 +22,7 @@ from functools import partial
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from voiceqna.api.auth import OPEN_PATH, RequireKey
 from voiceqna.api.bodies import parse_json, read_audio, read_body
@@ -38,10 +38,10 @@ from voiceqna.api.schemas import (
     ResetOut,
     SendOut,
     TextBody,
-    b64,
     create_messages,
     json_body,
-    send_out,
+    messages_json,
+    send_json,
 )
 from voiceqna.api.stream import EventReader
 from voiceqna.config import Settings
@@ -69,6 +69,10 @@ def idempotency_key(request: Request) -> str:
 
 
 SSE_RESPONSE = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": STREAM_DOC}}
+
+
+def json_response(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
@@ -103,9 +107,13 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
     reader = EventReader()
 
     async def text_turn(conversation_id: str, request: Request) -> TurnEvents:
-        body = parse_json(await read_body(request, limit, body_timeout), TextBody)
-        return await run_in_threadpool(partial(service.stream_text, conversation_id, body.message, body.role,
-                                               idempotency_key=idempotency_key(request)))
+        raw, key = await read_body(request, limit, body_timeout), idempotency_key(request)
+
+        def start() -> TurnEvents:  # JSON parsing, like every CPU-heavy step, off the event loop
+            body = parse_json(raw, TextBody)
+            return service.stream_text(conversation_id, body.message, body.role, idempotency_key=key)
+
+        return await run_in_threadpool(start)
 
     async def audio_turn(conversation_id: str, request: Request) -> TurnEvents:
         # The upload arrives first: a slow one holds no place at the recognizer's gate.
@@ -113,8 +121,9 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
         return await run_in_threadpool(partial(service.stream_audio, conversation_id, data,
                                                idempotency_key=idempotency_key(request)))
 
-    async def whole(stream: TurnEvents) -> SendOut:
-        return send_out(result_of(await reader.last_event(stream)))
+    async def whole(stream: TurnEvents) -> Response:
+        last = await reader.last_event(stream)
+        return json_response(await run_in_threadpool(lambda: send_json(result_of(last))))
 
     def streamed(stream: TurnEvents) -> StreamingResponse:
         return StreamingResponse(reader.sse_lines(stream), media_type="text/event-stream",
@@ -137,20 +146,20 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
               summary="Create a conversation, optionally with earlier messages",
               openapi_extra=json_body(CreateBody, required=False))
     async def create(request: Request) -> CreatedOut:
-        body = parse_json(await read_body(request, limit, body_timeout), CreateBody)
-        conversation_id = await run_in_threadpool(service.create, create_messages(body))
-        return CreatedOut(id=conversation_id)
+        raw = await read_body(request, limit, body_timeout)  # up to MAX_UPLOAD_MB of JSON and base64:
+        conversation_id = await run_in_threadpool(lambda: service.create(create_messages(parse_json(raw, CreateBody))))
+        return CreatedOut(id=conversation_id)  # parsed and decoded on a worker thread, not the event loop
 
     @api.post("/send/text/{conversation_id}", response_model=SendOut,
               summary="Send a text message; get the answer as text and speech",
               openapi_extra={**json_body(TextBody, required=True), **KEY_PARAMETER})
-    async def send_text(conversation_id: str, request: Request) -> SendOut:
+    async def send_text(conversation_id: str, request: Request) -> Response:
         return await whole(await text_turn(conversation_id, request))
 
     @api.post("/send/audio/{conversation_id}", response_model=SendOut,
               summary="Send a recording; get the transcript and the answer",
               openapi_extra={**AUDIO_BODY, **KEY_PARAMETER})
-    async def send_audio(conversation_id: str, request: Request) -> SendOut:
+    async def send_audio(conversation_id: str, request: Request) -> Response:
         return await whole(await audio_turn(conversation_id, request))
 
     @api.post("/send/text/{conversation_id}/stream", response_class=StreamingResponse, responses=SSE_RESPONSE,
@@ -174,8 +183,8 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
     # Last: /<id> would otherwise swallow the fixed one-word paths above.
     @api.get("/{conversation_id}", response_model=list[MessageOut],
              summary="All messages of a conversation, oldest first")
-    async def get(conversation_id: str) -> list[MessageOut]:
-        messages = await run_in_threadpool(service.get, conversation_id)
-        return [MessageOut(message=m.text, role=m.role, audio=b64(m.audio)) for m in messages]
+    async def get(conversation_id: str) -> Response:
+        # A long conversation is megabytes of base64: read and encoded on a worker thread.
+        return json_response(await run_in_threadpool(lambda: messages_json(service.get(conversation_id))))
 
     return api

@@ -6,7 +6,7 @@ import base64
 import binascii
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictStr, TypeAdapter
 
 from voiceqna.errors import InvalidInput
 from voiceqna.ports import Message, TurnResult
@@ -152,6 +152,20 @@ def send_out(turn: TurnResult) -> SendOut:
         audio_error=turn.audio_error,
         repeated=turn.repeated,
     )
+
+
+MESSAGES = TypeAdapter(list[MessageOut])
+
+
+def messages_json(messages: list[Message]) -> bytes:
+    """GET /<id>'s body (the bytes FastAPI would make of list[MessageOut]): base64 and JSON of a
+    long conversation take a while, so the routes call this on a worker thread."""
+    return MESSAGES.dump_json([MessageOut(message=m.text, role=m.role, audio=b64(m.audio)) for m in messages])
+
+
+def send_json(turn: TurnResult) -> bytes:
+    """A send route's body (the bytes FastAPI would make of SendOut), for a worker thread."""
+    return send_out(turn).model_dump_json().encode()
 
 
 def json_body(schema: type[BaseModel], required: bool) -> dict:
