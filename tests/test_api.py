@@ -467,8 +467,8 @@ def test_json_and_base64_of_large_bodies_run_off_the_event_loop(settings, recogn
         return call
 
     monkeypatch.setattr(bodies.json, "loads", watched("json.loads", bodies.json.loads))
-    monkeypatch.setattr(schemas.base64, "b64decode", watched("b64decode", schemas.base64.b64decode))
-    monkeypatch.setattr(schemas.base64, "b64encode", watched("b64encode", schemas.base64.b64encode))
+    monkeypatch.setattr(schemas.binascii, "a2b_base64", watched("a2b_base64", schemas.binascii.a2b_base64))
+    monkeypatch.setattr(schemas.binascii, "b2a_base64", watched("b2a_base64", schemas.binascii.b2a_base64))
     client = TestClient(create_api(build_service(settings, recognizer), settings))
     created = client.post("/create", json=SEED_CREATE)
     assert created.status_code == 201
@@ -479,3 +479,23 @@ def test_json_and_base64_of_large_bodies_run_off_the_event_loop(settings, recogn
     streamed = client.post(f"/send/text/{conversation_id}/stream", json={"message": "안녕"})
     assert streamed.status_code == 200 and "event: audio" in streamed.text and "event: done" in streamed.text
     assert on_loop == []
+
+
+def test_get_bodies_are_byte_for_byte_what_fastapi_made():
+    """GET /<id> is assembled by hand (see schemas.messages_json): the same bytes as FastAPI's own
+    serialisation of list[MessageOut], for text that JSON must escape and audio of every size."""
+    import os
+
+    from pydantic import TypeAdapter
+
+    from voiceqna.api.schemas import B64_STEP, MessageOut, messages_json
+    from voiceqna.ports import Message
+
+    texts = ['안녕 "따옴표" \\ 역슬래시', "줄\n바꿈\t탭 \x01\x1f\x7f", "\u2028\u2029 😀 𝕳 </script>", "", "a'b"]
+    sizes = [0, 1, 2, 3, B64_STEP - 1, B64_STEP, B64_STEP + 1, 3 * B64_STEP + 2]
+    messages = [Message(("user", "assistant")[i % 2], texts[i % len(texts)], os.urandom(size))
+                for i, size in enumerate(sizes)]
+    fastapi = TypeAdapter(list[MessageOut]).dump_json(
+        [MessageOut(message=m.text, role=m.role, audio=base64.b64encode(m.audio).decode()) for m in messages])
+    assert messages_json(messages) == fastapi
+    assert messages_json([]) == b"[]"
