@@ -9,6 +9,11 @@ sentence → store. The store write comes last and is one transaction, so an err
 stage leaves the conversation exactly as it was. Everything that can fail on the request
 itself (unknown id, bad input, audio that does not decode, too many turns waiting) fails
 when the turn is asked for, before any event.
+
+A turn sent with an idempotency key is stored with it; a retry with the same key is answered
+from the store (the first answer, nothing new stored, no engine run), even when the retry
+races the first request in this process (the conversation's lock) or on another replica (the
+store's atomic check when writing).
 """
 
 from __future__ import annotations
@@ -207,12 +212,18 @@ class ChatService:
         if turn.key is None:
             self.store.history(turn.conversation_id)
             return
-        turn.repeat = self.store.turn(turn.conversation_id, turn.key.key)
-        if turn.repeat is not None and turn.repeat.fingerprint != turn.key.fingerprint:
+        turn.repeat = self._same_request(turn, self.store.turn(turn.conversation_id, turn.key.key))
+
+    @staticmethod
+    def _same_request(turn: _Turn, stored: Optional[StoredTurn]) -> Optional[StoredTurn]:
+        """`stored`, the turn found under this turn's key, if it was asked the same way; a key
+        reused for another question is refused (nothing is stored for this one)."""
+        if stored is not None and stored.fingerprint != turn.key.fingerprint:
             raise InvalidInput(
                 f"The Idempotency-Key {shown(turn.key.key)} was already used for another question in this "
                 "conversation: send a new key with each new question (the same key only to retry the same one)."
             )
+        return stored
 
     def _run(self, turn: _Turn, stream: Optional["TurnStream"] = None) -> TurnEvent:
         """Play the turn through, handing each event to `stream` (if any); the last event,
@@ -258,7 +269,8 @@ class ChatService:
         is held by the thread that runs the turn, never across a reader's wait."""
         timings = turn.timings
         with self.locks.hold(turn.conversation_id):
-            if turn.key is not None and (earlier := self.store.turn(turn.conversation_id, turn.key.key)):
+            if turn.key is not None and (earlier := self._same_request(turn, self.store.turn(turn.conversation_id,
+                                                                                              turn.key.key))):
                 raise _Repeat(earlier)  # a retry that ran alongside the first one, which has just been stored
             history = self.store.history(turn.conversation_id)
             speech = _Speech(self, turn, emit)
@@ -284,8 +296,8 @@ class ChatService:
             key = replace(turn.key, audio_error=speech.error) if turn.key else None
             with _stopwatch(timings, "store_ms"):
                 earlier = self.store.append(turn.conversation_id, [user, Message("assistant", answer, spoken)], key)
-            if earlier is not None:  # another replica stored a retry of this request first: its answer stands
-                raise _Repeat(earlier, spoken=True)
+            if self._same_request(turn, earlier):  # another replica stored a retry of this request first
+                raise _Repeat(earlier, spoken=True)  # its answer stands; nothing of this run is stored
         timings.total_ms = _ms_since(turn.started)
         return TurnResult(turn.conversation_id, turn.text, answer, spoken, timings, True, speech.error,
                           interrupted is not None)
