@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any, Callable, TypeVar
+
+import anyio
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -71,6 +74,14 @@ def idempotency_key(request: Request) -> str:
 SSE_RESPONSE = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": STREAM_DOC}}
 
 
+T = TypeVar("T")
+CONVERSIONS_AT_ONCE = 2
+"""Request and response bodies parsed or encoded at the same time (JSON, base64). They run on
+worker threads, never on the event loop; and few at a time, because they need Python's
+interpreter lock: ten at once would make the event loop (and /health) queue for it behind them
+all, for no more throughput (the lock lets one run at a time anyway)."""
+
+
 def json_response(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
@@ -105,15 +116,18 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
         )
     limit, body_timeout = settings.max_upload_bytes, settings.body_timeout_s
     reader = EventReader()
+    conversions = anyio.CapacityLimiter(CONVERSIONS_AT_ONCE)
+
+    async def converting(function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` on a worker thread, at most CONVERSIONS_AT_ONCE at a time."""
+        return await anyio.to_thread.run_sync(function, *args, limiter=conversions)
 
     async def text_turn(conversation_id: str, request: Request) -> TurnEvents:
         raw, key = await read_body(request, limit, body_timeout), idempotency_key(request)
 
-        def start() -> TurnEvents:  # JSON parsing, like every CPU-heavy step, off the event loop
-            body = parse_json(raw, TextBody)
-            return service.stream_text(conversation_id, body.message, body.role, idempotency_key=key)
-
-        return await run_in_threadpool(start)
+        body = await converting(parse_json, raw, TextBody)
+        return await run_in_threadpool(partial(service.stream_text, conversation_id, body.message, body.role,
+                                               idempotency_key=key))
 
     async def audio_turn(conversation_id: str, request: Request) -> TurnEvents:
         # The upload arrives first: a slow one holds no place at the recognizer's gate.
@@ -123,7 +137,7 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
 
     async def whole(stream: TurnEvents) -> Response:
         last = await reader.last_event(stream)
-        return json_response(await run_in_threadpool(lambda: send_json(result_of(last))))
+        return json_response(await converting(lambda: send_json(result_of(last))))
 
     def streamed(stream: TurnEvents) -> StreamingResponse:
         return StreamingResponse(reader.sse_lines(stream), media_type="text/event-stream",
@@ -146,9 +160,9 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
               summary="Create a conversation, optionally with earlier messages",
               openapi_extra=json_body(CreateBody, required=False))
     async def create(request: Request) -> CreatedOut:
-        raw = await read_body(request, limit, body_timeout)  # up to MAX_UPLOAD_MB of JSON and base64:
-        conversation_id = await run_in_threadpool(lambda: service.create(create_messages(parse_json(raw, CreateBody))))
-        return CreatedOut(id=conversation_id)  # parsed and decoded on a worker thread, not the event loop
+        raw = await read_body(request, limit, body_timeout)  # up to MAX_UPLOAD_MB of JSON and base64
+        messages = await converting(lambda: create_messages(parse_json(raw, CreateBody)))
+        return CreatedOut(id=await run_in_threadpool(service.create, messages))
 
     @api.post("/send/text/{conversation_id}", response_model=SendOut,
               summary="Send a text message; get the answer as text and speech",
@@ -184,7 +198,7 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
     @api.get("/{conversation_id}", response_model=list[MessageOut],
              summary="All messages of a conversation, oldest first")
     async def get(conversation_id: str) -> Response:
-        # A long conversation is megabytes of base64: read and encoded on a worker thread.
-        return json_response(await run_in_threadpool(lambda: messages_json(service.get(conversation_id))))
+        messages = await run_in_threadpool(service.get, conversation_id)
+        return json_response(await converting(messages_json, messages))  # megabytes of base64 for a long one
 
     return api
