@@ -75,11 +75,12 @@ SSE_RESPONSE = {200: {"content": {"text/event-stream": {"schema": {"type": "stri
 
 
 T = TypeVar("T")
-CONVERSIONS_AT_ONCE = 2
-"""Request and response bodies parsed or encoded at the same time (JSON, base64). They run on
-worker threads, never on the event loop; and few at a time, because they need Python's
-interpreter lock: ten at once would make the event loop (and /health) queue for it behind them
-all, for no more throughput (the lock lets one run at a time anyway)."""
+CONVERSIONS_AT_ONCE = 1
+"""Request and response bodies parsed or encoded at the same time (JSON, base64). They run on a
+worker thread, never on the event loop; and one at a time, because they need Python's
+interpreter lock: several at once only make the event loop (and /health) queue for the lock
+behind them all, for no more throughput (the lock lets one run at a time anyway). Measured by
+benchmarks/health_under_uploads.py: with 2 at a time /health's p50 rose above the baseline's."""
 
 
 def json_response(body: bytes) -> Response:
