@@ -9,8 +9,9 @@ fresh DATA_DIR; the baseline runs from a temporary git worktree of its commit). 
 threads, in a process of their own, each repeat: POST /create with a 20 MB JSON body (one
 message with 15 MB of audio as base64: parsed, decoded, stored), then GET that conversation
 back (a 20 MB JSON answer). Meanwhile this process asks /health every 100 ms and records how
-long each answer took. Variants alternate over `--rounds`, so both see
-the same background load. The target: /health p95 under 200 ms.
+long each answer took (and first, for IDLE_S, with no load at all: the machine's floor).
+Variants alternate over `--rounds`, so both see the same background load. The target: /health
+p95 under 200 ms.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ logger = logging.getLogger("health_under_uploads")
 AUDIO_BYTES = 15 * 1024 * 1024
 """15 MB of audio: 20 MB as base64 in JSON."""
 PROBE_EVERY_S = 0.1
+IDLE_S = 10.0
+"""/health is first probed this long with no load: what this machine gives at best (its floor)."""
 
 
 def header(command: str) -> dict:
@@ -144,7 +147,8 @@ def measure(url: str, count: int, seconds: float) -> dict:
     stop, done = multiprocessing.Event(), multiprocessing.Queue()
     load = multiprocessing.Process(target=clients, args=(url, count, stop, done))
     load.start()
-    time.sleep(min(5.0, seconds / 4))  # the clients make their conversations and get going
+    if count:
+        time.sleep(min(5.0, seconds / 4))  # the clients get going
     latencies, failures = [], 0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -188,6 +192,7 @@ def main() -> None:
     baseline_root = work / "baseline"
     git("worktree", "add", "--detach", str(baseline_root), baseline)
     runs: dict[str, list[dict]] = {"baseline": [], "this": []}
+    idle: dict[str, list[dict]] = {"baseline": [], "this": []}
     try:
         for round_ in range(args.rounds):
             order = ("baseline", "this") if round_ % 2 == 0 else ("this", "baseline")
@@ -196,6 +201,7 @@ def main() -> None:
                 data_dir = work / f"{variant}-{round_}" / "data"
                 server = Server(root, data_dir, work / f"{variant}-{round_}.log")
                 try:
+                    idle[variant].append(measure(server.url, 0, IDLE_S))  # the machine's floor, no load
                     run = measure(server.url, args.clients, args.seconds)
                 finally:
                     server.stop()
@@ -208,6 +214,7 @@ def main() -> None:
         git("worktree", "remove", "--force", str(baseline_root))
         shutil.rmtree(work, ignore_errors=True)
     result["baseline"], result["this"] = summary(runs["baseline"]), summary(runs["this"])
+    result["idle"] = {variant: summary(idle[variant]) for variant in idle}
     result["baseline_p95_over_this_p95"] = round(result["baseline"]["p95_ms"] / result["this"]["p95_ms"], 1)
     result["header"]["load_average_end"] = os.getloadavg()
     args.json.parent.mkdir(parents=True, exist_ok=True)
