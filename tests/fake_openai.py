@@ -5,9 +5,10 @@ Events when asked with "stream": true), /v1/audio/speech (a WAV tone) and
 /v1/audio/transcriptions (a multipart upload, recorded as its form fields and the file's bytes
 under "file"; the answer is `transcript`) the way the real API does (shape only). `fail_with`
 makes it answer an HTTP error, `delay_s` makes it slow; `only` limits both to the paths ending
-with one of its suffixes (e.g. ("/audio/speech",)). A streamed answer comes in tokens of
-TOKEN_CHARS characters, the first after `first_token_s`, then `tokens_per_s` of them a second
-(0: all at once); `fail_after_tokens` breaks the stream off.
+with one of its suffixes (e.g. ("/audio/speech",)); `hold` (an Event) keeps every targeted
+request waiting until it is set (a test decides when the engine answers). A streamed answer
+comes in tokens of TOKEN_CHARS characters, the first after `first_token_s`, then
+`tokens_per_s` of them a second (0: all at once); `fail_after_tokens` breaks the stream off.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class FakeOpenAI:
     first_token_s: float = 0.0
     tokens_per_s: float = 0.0
     fail_after_tokens: int = -1
+    hold: threading.Event | None = None
     requests: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
     last_tokens_at: list[float] = field(default_factory=list)
@@ -81,6 +83,8 @@ class FakeOpenAI:
                 fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                 targeted = not fake.only or self.path.endswith(fake.only)
                 time.sleep(fake.delay_s if targeted else 0.0)
+                if fake.hold is not None and targeted:
+                    fake.hold.wait(timeout=120)
                 if fake.fail_with and targeted:
                     return self._send(fake.fail_with, "application/json",
                                       json.dumps({"error": {"message": "fake failure"}}).encode())

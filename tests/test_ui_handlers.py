@@ -160,9 +160,10 @@ def test_new_conversation_has_a_fresh_id(handlers, service):
     assert service.get(second.conversation_id) == [] and second.chat == []
 
 
-def test_engine_info_names_the_model_device_and_engines(handlers):
+def test_engine_info_names_the_model_device_and_engines(handlers, recognizer):
     info = handlers.engine_info()
-    assert "Whisper base (cpu, int8)" in info
+    # The device and compute type this machine really runs (cpu, int8 here; cuda, float16 on a GPU).
+    assert f"Whisper base ({recognizer.device}, {recognizer.compute_type})" in info
     assert "offline knowledge base" in info and "espeak-ng (ko)" in info and "SQLite" in info
 
 
@@ -192,3 +193,18 @@ def test_audio_files_unused_for_an_hour_are_removed(tmp_path, korean_wav):
     os.utime(old, (old.stat().st_atime - 7200, old.stat().st_mtime - 7200))
     files.save(Path(korean_wav("둘")).read_bytes())
     assert not old.exists()
+
+
+def test_answer_audio_goes_to_a_private_folder_of_this_process(korean_wav):
+    """Not a fixed /tmp name where another local user could plant files under the names the
+    page will serve: a fresh folder only this user can enter, one per AudioFiles."""
+    import stat
+    import tempfile
+
+    planted = Path(tempfile.gettempdir()) / "voiceqna-page-audio"
+    wav = Path(korean_wav("네")).read_bytes()
+    one, two = AudioFiles(), AudioFiles()
+    path = Path(one.save(wav))
+    assert path.parent == one.folder != planted and one.folder != two.folder
+    assert stat.S_IMODE(one.folder.stat().st_mode) == 0o700
+    assert path.read_bytes() == wav

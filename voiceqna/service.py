@@ -9,10 +9,16 @@ sentence → store. The store write comes last and is one transaction, so an err
 stage leaves the conversation exactly as it was. Everything that can fail on the request
 itself (unknown id, bad input, audio that does not decode, too many turns waiting) fails
 when the turn is asked for, before any event.
+
+A turn sent with an idempotency key is stored with it; a retry with the same key is answered
+from the store (the first answer, nothing new stored, no engine run), even when the retry
+races the first request in this process (the conversation's lock) or on another replica (the
+store's atomic check when writing).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -38,10 +44,12 @@ from voiceqna.ports import (
     Recognizer,
     Sentence,
     SentenceAudio,
+    StoredTurn,
     Synthesizer,
     TextMessage,
     Timings,
     TurnEvent,
+    TurnKey,
     TurnResult,
     check_id,
     result_of,
@@ -53,6 +61,8 @@ logger = logging.getLogger(__name__)
 NOT_HEARD = "죄송해요, 잘 듣지 못했어요. 다시 한 번 말씀해 주세요."
 INTERRUPTED_MARK = " …(중단됨)"
 """Appended to a stored answer that the user cut short: what follows it was never heard."""
+MAX_KEY_CHARS = 255
+"""The longest Idempotency-Key accepted."""
 LOOKAHEAD = 2
 """Spoken sentences a stream may get ahead of its reader; then it waits (bounded memory)."""
 
@@ -80,6 +90,20 @@ class _Turn:
     role: str = "user"
     samples: Optional[np.ndarray] = None
     ticket: Optional["_Ticket"] = None
+    key: Optional[TurnKey] = None
+    """The client's idempotency key, with the fingerprint of what it asked."""
+    repeat: Optional[StoredTurn] = None
+    """The turn already stored under `key`: this request is a retry, answered from the store."""
+
+
+class _Repeat(Exception):
+    """Raised inside a turn that turns out to be a retry: the stored turn answers it."""
+
+    def __init__(self, stored: StoredTurn, spoken: bool = False) -> None:
+        super().__init__("repeat")
+        self.stored = stored
+        self.spoken = spoken
+        """True when this run already streamed its own sentences (found out only when storing)."""
 
 
 class ChatService:
@@ -136,11 +160,14 @@ class ChatService:
 
     # --- turns ---
 
-    def send_text(self, conversation_id: str, text: str, role: str = "user") -> TurnResult:
-        return result_of(self._run(self._typed(conversation_id, text, role)))
+    def send_text(self, conversation_id: str, text: str, role: str = "user", *,
+                  idempotency_key: str = "") -> TurnResult:
+        """A typed turn, whole. With `idempotency_key`, a repeat (same key, same conversation,
+        within a day) gets the first answer back and stores nothing (see IDEMPOTENCY_TTL_S)."""
+        return result_of(self._run(self._typed(conversation_id, text, role, idempotency_key)))
 
-    def send_audio(self, conversation_id: str, data: bytes) -> TurnResult:
-        return result_of(self._run(self._spoken(conversation_id, data)))
+    def send_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> TurnResult:
+        return result_of(self._run(self._spoken(conversation_id, data, idempotency_key)))
 
     def transcribe(self, data: bytes) -> str:
         """What is said in a recording (empty when nothing is), without a conversation: the
@@ -152,21 +179,26 @@ class ChatService:
         finally:
             turn.ticket.release()
 
-    def stream_text(self, conversation_id: str, text: str, role: str = "user") -> "TurnStream":
-        return TurnStream(self, self._typed(conversation_id, text, role))
+    def stream_text(self, conversation_id: str, text: str, role: str = "user", *,
+                    idempotency_key: str = "") -> "TurnStream":
+        """A typed turn as events; a repeat streams the stored answer (one sentence, one audio)."""
+        return TurnStream(self, self._typed(conversation_id, text, role, idempotency_key))
 
-    def stream_audio(self, conversation_id: str, data: bytes) -> "TurnStream":
-        return TurnStream(self, self._spoken(conversation_id, data))
+    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> "TurnStream":
+        return TurnStream(self, self._spoken(conversation_id, data, idempotency_key))
 
-    def _typed(self, conversation_id: str, text: str, role: str) -> _Turn:
+    def _typed(self, conversation_id: str, text: str, role: str, key: str = "") -> _Turn:
         started = time.perf_counter()
         message = self._checked(Message(role=role, text=text))
         if not _visible(message.text):
             raise InvalidInput("The message is empty: type or say something first.")
-        self.store.history(check_id(conversation_id))  # NotFound now, before any event
-        return _Turn(conversation_id, started, Timings(), text=message.text, role=message.role)
+        turn = _Turn(conversation_id, started, Timings(), text=message.text, role=message.role)
+        if key:
+            turn.key = TurnKey(_checked_key(key), _fingerprint(b"text", message.role.encode(), message.text.encode()))
+        self._look_up(turn)  # NotFound now, before any event; a repeat is answered from the store
+        return turn
 
-    def _spoken(self, conversation_id: str, data: bytes) -> _Turn:
+    def _spoken(self, conversation_id: str, data: bytes, key: str = "") -> _Turn:
         """A spoken turn, decoded and admitted to the recognizer's queue ("" for no conversation)."""
         started = time.perf_counter()
         if len(data) > self.limits.max_upload_bytes:
@@ -174,18 +206,45 @@ class ChatService:
                 f"The upload is {len(data) / 1e6:.1f} MB, over the limit of "
                 f"{self.limits.max_upload_bytes / 1e6:.1f} MB: send a shorter clip."
             )
+        turn = _Turn(conversation_id, started, Timings())
+        if key:
+            turn.key = TurnKey(_checked_key(key), _fingerprint(b"audio", data))
         if conversation_id:
-            self.store.history(check_id(conversation_id))  # NotFound before decoding and recognition
-        timings = Timings()
-        with _stopwatch(timings, "decode_ms"):
-            samples = audio.decode(data, max_seconds=self.limits.max_audio_s)
-        return _Turn(conversation_id, started, timings, samples=samples, ticket=self.gate.reserve())
+            self._look_up(turn)  # NotFound before decoding and recognition; a repeat skips both
+        if turn.repeat is None:
+            with _stopwatch(turn.timings, "decode_ms"):
+                turn.samples = audio.decode(data, max_seconds=self.limits.max_audio_s)
+            turn.ticket = self.gate.reserve()
+        return turn
+
+    def _look_up(self, turn: _Turn) -> None:
+        """NotFound for an unknown conversation; for a keyed turn, the turn already stored under
+        its key (a retry), if any, goes to `turn.repeat` — refused if it was asked differently."""
+        check_id(turn.conversation_id)
+        if turn.key is None:
+            self.store.history(turn.conversation_id)
+            return
+        turn.repeat = self._same_request(turn, self.store.turn(turn.conversation_id, turn.key.key))
+
+    @staticmethod
+    def _same_request(turn: _Turn, stored: Optional[StoredTurn]) -> Optional[StoredTurn]:
+        """`stored`, the turn found under this turn's key, if it was asked the same way; a key
+        reused for another question is refused (nothing is stored for this one)."""
+        if stored is not None and stored.fingerprint != turn.key.fingerprint:
+            raise InvalidInput(
+                f"The Idempotency-Key {shown(turn.key.key)} was already used for another question in this "
+                "conversation: send a new key with each new question (the same key only to retry the same one)."
+            )
+        return stored
 
     def _run(self, turn: _Turn, stream: Optional["TurnStream"] = None) -> TurnEvent:
         """Play the turn through, handing each event to `stream` (if any); the last event,
         Done or Failed, is also returned. Never raises."""
         emit = stream.put if stream else (lambda event: None)
         try:
+            if turn.repeat is not None:
+                emit(Heard(turn.repeat.transcript))
+                raise _Repeat(turn.repeat)
             if turn.samples is not None:
                 with turn.ticket:
                     with _stopwatch(turn.timings, "asr_ms"):
@@ -195,6 +254,8 @@ class ChatService:
                 last: TurnEvent = Done(self._not_heard(turn, emit))
             else:
                 last = Done(self._answer(turn, emit, stream))
+        except _Repeat as repeat:
+            last = Done(self._replay(turn, repeat, emit))
         except VoiceQnAError as exc:
             last = Failed(exc)
         except Exception as exc:  # a bug or an engine's own failure: logged, never half-stored
@@ -220,6 +281,9 @@ class ChatService:
         is held by the thread that runs the turn, never across a reader's wait."""
         timings = turn.timings
         with self.locks.hold(turn.conversation_id):
+            if turn.key is not None and (earlier := self._same_request(turn, self.store.turn(turn.conversation_id,
+                                                                                              turn.key.key))):
+                raise _Repeat(earlier)  # a retry that ran alongside the first one, which has just been stored
             history = self.store.history(turn.conversation_id)
             speech = _Speech(self, turn, emit)
             written: list[str] = []
@@ -241,8 +305,11 @@ class ChatService:
                 answer = " ".join(speech.sentences[:interrupted]) + INTERRUPTED_MARK
                 spoken = audio.join_wavs(speech.audios[:interrupted])
             user = Message(turn.role, turn.text, audio.encode_wav(turn.samples) if turn.samples is not None else b"")
+            key = replace(turn.key, audio_error=speech.error) if turn.key else None
             with _stopwatch(timings, "store_ms"):
-                self.store.append(turn.conversation_id, [user, Message("assistant", answer, spoken)])
+                earlier = self.store.append(turn.conversation_id, [user, Message("assistant", answer, spoken)], key)
+            if self._same_request(turn, earlier):  # another replica stored a retry of this request first
+                raise _Repeat(earlier, spoken=True)  # its answer stands; nothing of this run is stored
         timings.total_ms = _ms_since(turn.started)
         return TurnResult(turn.conversation_id, turn.text, answer, spoken, timings, True, speech.error,
                           interrupted is not None)
@@ -277,6 +344,17 @@ class ChatService:
             if close:
                 close()
         yield from splitter.flush()
+
+    def _replay(self, turn: _Turn, repeat: _Repeat, emit: Callable[[TurnEvent], None]) -> TurnResult:
+        """A retried request: the stored answer's events (one sentence, its audio), nothing stored."""
+        stored = repeat.stored
+        if not repeat.spoken:
+            emit(Sentence(0, stored.text))
+            if stored.audio:
+                emit(SentenceAudio(0, stored.audio))
+        turn.timings.total_ms = _ms_since(turn.started)
+        return TurnResult(turn.conversation_id, stored.transcript, stored.text, stored.audio, turn.timings, True,
+                          stored.audio_error, repeated=True)
 
     def _not_heard(self, turn: _Turn, emit: Callable[[TurnEvent], None]) -> TurnResult:
         """No speech: a spoken apology, no chat engine, nothing stored."""
@@ -516,6 +594,21 @@ def _ms_since(started: float) -> float:
 def _visible(text: str) -> bool:
     """True when something besides spaces, controls and zero-width marks is left to read."""
     return any(unicodedata.category(c)[0] not in "ZC" for c in text)
+
+
+def _checked_key(key: str) -> str:
+    """An Idempotency-Key as clients send them (a UUID, a counter): 1 to MAX_KEY_CHARS visible ASCII characters."""
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_CHARS or not all("!" <= c <= "~" for c in key):
+        raise InvalidInput(f"The Idempotency-Key must be 1 to {MAX_KEY_CHARS} visible ASCII characters "
+                           "(a UUID is a good one); got " + (shown(key) if isinstance(key, str) else "not a string") + ".")
+    return key
+
+
+def _fingerprint(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
 
 
 def _encodable(text: str) -> bool:

@@ -56,15 +56,23 @@ class EventReader:
         return await anyio.to_thread.run_sync(stream.next_event, POLL_S, abandon_on_cancel=True,
                                               limiter=self.limiter)
 
+    async def _next_sse(self, stream: TurnEvents) -> str | None:
+        """The next event already as SSE text: its base64 and JSON are made on the worker thread too."""
+        def wait_and_render() -> str | None:
+            event = stream.next_event(POLL_S)
+            return None if event is None else sse(event)
+
+        return await anyio.to_thread.run_sync(wait_and_render, abandon_on_cancel=True, limiter=self.limiter)
+
     async def sse_lines(self, stream: TurnEvents) -> AsyncIterator[str]:
         """The stream's events as SSE text, with a comment line after KEEP_ALIVE_S of silence."""
         quiet_since = time.monotonic()
         try:
             while not stream.finished:
-                event = await self._next(stream)
-                if event is not None:
+                text = await self._next_sse(stream)
+                if text is not None:
                     quiet_since = time.monotonic()
-                    yield sse(event)
+                    yield text
                 elif time.monotonic() - quiet_since > KEEP_ALIVE_S:
                     quiet_since = time.monotonic()
                     yield ": still working\n\n"

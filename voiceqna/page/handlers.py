@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -52,12 +54,18 @@ class AudioFiles:
     """Answer audio as files for Gradio to serve: content-addressed, written once.
 
     Gradio copies each file it is given into its own cache (which `delete_cache` empties), so
-    a file here is needed only for a moment; files unused for `keep_s` are removed.
+    a file here is needed only for a moment; files unused for `keep_s` are removed. Without a
+    `folder`, a new private one (mkdtemp: mode 0700, a random name) is made for this object and
+    removed with it, so no other local user can plant files under the names the page serves.
     """
 
     def __init__(self, folder: Path | None = None, keep_s: float = 3600.0) -> None:
-        self.folder = Path(folder or Path(tempfile.gettempdir()) / "voiceqna-page-audio")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="voiceqna-page-audio-"))
+            weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+        else:
+            self.folder = Path(folder)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.keep_s = keep_s
 
     def save(self, data: bytes) -> str | None:
@@ -114,7 +122,8 @@ class PageHandlers:
             info = self.service.info
         except Exception as exc:  # a remote API that is down must not break the page
             logger.warning("Engine info unavailable: %s", exc)
-            return f"엔진 정보를 가져오지 못했어요 (engine info unavailable): {exc}"
+            why = str(exc) if isinstance(exc, VoiceQnAError) else type(exc).__name__  # never an address
+            return f"엔진 정보를 가져오지 못했어요 (engine info unavailable): {why}"
         rows = (
             ("음성 인식 (speech recognition)", info.recognizer),
             ("대화 엔진 (chat)", info.chat),
