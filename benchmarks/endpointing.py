@@ -255,11 +255,11 @@ def barge_in(recordings: list[streams.Recording]) -> dict:
             endpointer.start_playback(barge_in=True)
             echo = echoes[k % len(echoes)]
             echo = echo * 10 ** ((endpointer.voice_db + relative - streams.level_db(echo)) / 20)
-            user = recordings[(k + 1) % len(recordings)].speech  # the next clip: often another level
-            lead = 2 * SAMPLE_RATE
-            audio = np.zeros(max(echo.size, lead + user.size) + SAMPLE_RATE, dtype=np.float32)
+            user = recordings[(k + 1) % len(recordings)]  # the next clip: often another speaker's level
+            lead = 2 * SAMPLE_RATE  # where the user's speech starts
+            audio = np.zeros(max(echo.size, lead + user.speech.size) + SAMPLE_RATE, dtype=np.float32)
             audio[: echo.size] += echo
-            audio[lead: lead + user.size] += user
+            audio[lead - user.onset: lead - user.onset + user.audio.size] += user.audio
             audio += first.room_tone(audio.size / SAMPLE_RATE, k)
             found = None
             for start in range(0, audio.size, chunk):

@@ -85,6 +85,7 @@ def test_a_pause_of_0_3_s_does_not_end_the_turn(clips):
     for i in range(len(ONE_STRETCH)):
         j = (i + 1) % len(ONE_STRETCH)
         stream = streams.join([recording(clips, i), recording(clips, j)], [0.3], seed=i)
+        assert stream.speech[1][0] - stream.speech[0][1] == pytest.approx(0.3, abs=1e-3)
         found = turns(run(stream.audio))
         assert len(found) == 1, (ONE_STRETCH[i], ONE_STRETCH[j], found)
         assert holds(found[0], (stream.speech[0][0], stream.speech[1][1]))

@@ -14,6 +14,10 @@ SPAN_THRESHOLD = 0.35
 """Silero probability that marks a clip's speech when trimming it (the recognizer's
 WHISPER_VAD_THRESHOLD: at 0.5 Silero misses the first 2.6 s of one loud test recording)."""
 FRAME = 512
+LEAD_IN_S = 0.1
+"""Audio a Recording keeps from before where Silero hears speech start: Silero decides per 32 ms
+window, and a clip cut exactly there loses the onset of its first consonant (Whisper then drops
+the first word of some clips: 집에, 면접에서)."""
 
 
 def speech_spans(samples: np.ndarray, threshold: float = SPAN_THRESHOLD) -> list[tuple[int, int]]:
@@ -45,10 +49,12 @@ def level_db(samples: np.ndarray) -> float:
 class Recording:
     """A clip trimmed to its speech, and what its room sounds like without it."""
 
-    speech: np.ndarray = field(repr=False)
-    """From where Silero (offline, at SPAN_THRESHOLD) hears speech start to where it ends. The
-    recordings are cut at the end of speech (for 25 of the 30 that is the file's end); most keep
-    0.05–0.4 s before it."""
+    audio: np.ndarray = field(repr=False)
+    """The clip from LEAD_IN_S before where Silero (offline, at SPAN_THRESHOLD) hears speech start
+    to where it ends. The recordings are cut at the end of speech (for 25 of the 30 that is the
+    file's end); most have 0.05–0.4 s before it."""
+    onset: int
+    """Where the speech starts in `audio` (samples)."""
     background: np.ndarray = field(repr=False)
     """Magnitude spectrum of the clip's quietest 10 % of 32 ms frames."""
     background_rms: float
@@ -56,12 +62,18 @@ class Recording:
     @classmethod
     def of(cls, samples: np.ndarray) -> "Recording":
         spans = speech_spans(samples)
-        speech = samples[spans[0][0]: spans[-1][1]] if spans else samples
+        start, end = (spans[0][0], spans[-1][1]) if spans else (0, samples.size)
+        begin = max(0, start - int(LEAD_IN_S * SAMPLE_RATE))
         frames = samples[: samples.size // FRAME * FRAME].reshape(-1, FRAME)
         power = (frames.astype(np.float64) ** 2).mean(axis=1)
         quiet = power <= np.quantile(power, 0.1)
         spectrum = np.sqrt((np.abs(np.fft.rfft(frames[quiet] * np.hanning(FRAME), axis=1)) ** 2).mean(axis=0))
-        return cls(speech.astype(np.float32), spectrum, float(np.sqrt(power[quiet].mean())))
+        return cls(samples[begin:end].astype(np.float32), start - begin, spectrum, float(np.sqrt(power[quiet].mean())))
+
+    @property
+    def speech(self) -> np.ndarray:
+        """The speech alone, without the lead-in."""
+        return self.audio[self.onset:]
 
     def room_tone(self, seconds: float, seed: int = 0, gain_db: float = 0.0) -> np.ndarray:
         """`seconds` of stationary noise with the spectrum and level of the room's background
@@ -91,20 +103,23 @@ class Stream:
 
 def join(recordings: Sequence[Recording], pauses_s: Sequence[float], lead_s: float = 1.0, tail_s: float = 3.0,
          seed: int = 0, snr_db: float | None = None) -> Stream:
-    """The recordings' speech, `pauses_s[i]` seconds of room noise between recording i and i + 1,
-    `lead_s` before the first and `tail_s` after the last. Each pause has the background of the
-    recording before it (the lead: of the first), so the room never goes silent. With `snr_db`,
-    the first recording's background is also added over the whole stream, that many dB below the
-    level of the speech (`level_db`): a noisier room."""
+    """The recordings, `pauses_s[i]` seconds from the end of recording i's speech to the start of
+    recording i + 1's (room noise, then the next one's lead-in), `lead_s` before the first speech
+    and `tail_s` after the last. The room noise is the background of the recording before it (the
+    lead: of the first), so the room never goes silent. With `snr_db`, the first recording's
+    background is also added over the whole stream, that many dB below the level of the speech
+    (`level_db`): a noisier room."""
     if len(pauses_s) != len(recordings) - 1:
         raise ValueError(f"{len(recordings)} recordings need {len(recordings) - 1} pauses, not {len(pauses_s)}")
-    parts = [recordings[0].room_tone(lead_s, seed)]
-    speech, position = [], parts[0].size
+    gaps = [lead_s, *pauses_s]
+    parts, speech, position = [], [], 0
     for i, recording in enumerate(recordings):
-        after = recording.room_tone(pauses_s[i] if i < len(pauses_s) else tail_s, seed + i + 1)
-        speech.append((position / SAMPLE_RATE, (position + recording.speech.size) / SAMPLE_RATE))
-        parts += [recording.speech, after]
-        position += recording.speech.size + after.size
+        noise = recordings[max(i - 1, 0)].room_tone(max(0.0, gaps[i] - recording.onset / SAMPLE_RATE), seed + i)
+        start = position + noise.size + recording.onset
+        speech.append((start / SAMPLE_RATE, (position + noise.size + recording.audio.size) / SAMPLE_RATE))
+        parts += [noise, recording.audio]
+        position += noise.size + recording.audio.size
+    parts.append(recordings[-1].room_tone(tail_s, seed + len(recordings)))
     audio = np.concatenate(parts)
     if snr_db is not None:
         first = recordings[0]
