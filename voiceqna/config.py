@@ -7,7 +7,7 @@ Nothing else in the project reads `os.environ`: the composition root (`app.py`) 
 from __future__ import annotations
 
 import os
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -70,7 +70,7 @@ class HandsFreeOptions:
     never end a turn (0.5 ended 4 of 38)."""
     max_turn_s: float = 30.0
     """A turn that goes on this long ends here (Whisper's window); the speech after it starts
-    the next turn. At most MAX_AUDIO_S."""
+    the next turn. `Settings.endpointer_options` caps it at MAX_AUDIO_S."""
     pad_s: float = 0.3
     """Audio kept before the detected start (so the first syllable is not cut) and after the
     detected end (OpenAI Realtime's prefix padding: 0.3)."""
@@ -174,6 +174,13 @@ class Settings:
     """HANDSFREE_SILENCE_S, HANDSFREE_THRESHOLD, … (one variable per field of HandsFreeOptions)."""
 
     @property
+    def endpointer_options(self) -> HandsFreeOptions:
+        """The hands-free options as the page should use them: no turn longer than MAX_AUDIO_S,
+        which the service would refuse."""
+        return replace(self.handsfree, max_turn_s=max(min(self.handsfree.max_turn_s, self.max_audio_s),
+                                                      self.handsfree.min_speech_s + 2 * self.handsfree.pad_s + 0.1))
+
+    @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 
@@ -222,9 +229,6 @@ class Settings:
         if not self.whisper.temperatures:
             problems.append("WHISPER_TEMPERATURES is empty: give e.g. 0,0.4")
         problems += self.handsfree.problems()
-        if self.handsfree.max_turn_s > self.max_audio_s:
-            problems.append(f"HANDSFREE_MAX_TURN_S={self.handsfree.max_turn_s:g} is above MAX_AUDIO_S={self.max_audio_s:g}: "
-                            "a turn that long would be refused; lower it or raise MAX_AUDIO_S")
         if problems:
             raise ValueError("; ".join(problems))
 
