@@ -13,7 +13,8 @@ from voiceqna.errors import (AudioTooLarge, BadAudio, EmptyAudio, EngineUnavaila
                              VoiceQnAError)
 from voiceqna.page.handlers import AudioFiles, PageHandlers
 from voiceqna.remote import RemoteService
-from voiceqna.service import ChatService, EngineInfo, Message, TurnResult
+from voiceqna.ports import EngineInfo, Message, TurnResult
+from voiceqna.service import ChatService
 from voiceqna.textnorm import compact
 
 CLIP = "sub100100a00000.wav"  # 2.7 s: "저 식당 음식이 정말 맛있나 봐요."

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_settings
 from voiceqna.compose import build_service
-from voiceqna.service import Timings
+from voiceqna.ports import Timings
 from voiceqna.ports import Message
 from voiceqna.textnorm import compact
 from voiceqna.page.handlers import AudioFiles, PageHandlers, audio_suffix, format_timings

@@ -16,12 +16,10 @@ races the first request in this process (the conversation's lock) or on another 
 store's atomic check when writing).
 """
 
+
 from __future__ import annotations
 
-import hashlib
 import logging
-import queue
-import threading
 import time
 import unicodedata
 from contextlib import contextmanager
@@ -31,9 +29,8 @@ from typing import Callable, Generator, Iterator, Optional, Sequence
 import numpy as np
 
 from voiceqna import audio
-from voiceqna.errors import AudioTooLarge, EngineUnavailable, InvalidInput, Overloaded, VoiceQnAError, shown
+from voiceqna.errors import AudioTooLarge, EngineUnavailable, InvalidInput, VoiceQnAError, shown
 from voiceqna.ports import (
-    ROLES,
     ChatEngine,
     ConversationStore,
     Done,
@@ -55,16 +52,15 @@ from voiceqna.ports import (
     result_of,
 )
 from voiceqna.sentences import SentenceSplitter
+from voiceqna.service.admission import ConversationLocks, RecognitionGate, Ticket
+from voiceqna.service.checks import checked_key, checked_message, fingerprint, visible
+from voiceqna.service.turn_stream import TurnStream
 
 logger = logging.getLogger(__name__)
 
 NOT_HEARD = "죄송해요, 잘 듣지 못했어요. 다시 한 번 말씀해 주세요."
 INTERRUPTED_MARK = " …(중단됨)"
 """Appended to a stored answer that the user cut short: what follows it was never heard."""
-MAX_KEY_CHARS = 255
-"""The longest Idempotency-Key accepted."""
-LOOKAHEAD = 2
-"""Spoken sentences a stream may get ahead of its reader; then it waits (bounded memory)."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +85,7 @@ class _Turn:
     """Typed text (role `role`); empty for a spoken turn until it is recognised."""
     role: str = "user"
     samples: Optional[np.ndarray] = None
-    ticket: Optional["_Ticket"] = None
+    ticket: Optional[Ticket] = None
     key: Optional[TurnKey] = None
     """The client's idempotency key, with the fingerprint of what it asked."""
     repeat: Optional[StoredTurn] = None
@@ -180,21 +176,23 @@ class ChatService:
             turn.ticket.release()
 
     def stream_text(self, conversation_id: str, text: str, role: str = "user", *,
-                    idempotency_key: str = "") -> "TurnStream":
+                    idempotency_key: str = "") -> TurnStream:
         """A typed turn as events; a repeat streams the stored answer (one sentence, one audio)."""
-        return TurnStream(self, self._typed(conversation_id, text, role, idempotency_key))
+        turn = self._typed(conversation_id, text, role, idempotency_key)
+        return TurnStream(lambda stream: self._run(turn, stream))
 
-    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> "TurnStream":
-        return TurnStream(self, self._spoken(conversation_id, data, idempotency_key))
+    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> TurnStream:
+        turn = self._spoken(conversation_id, data, idempotency_key)
+        return TurnStream(lambda stream: self._run(turn, stream))
 
     def _typed(self, conversation_id: str, text: str, role: str, key: str = "") -> _Turn:
         started = time.perf_counter()
         message = self._checked(Message(role=role, text=text))
-        if not _visible(message.text):
+        if not visible(message.text):
             raise InvalidInput("The message is empty: type or say something first.")
         turn = _Turn(conversation_id, started, Timings(), text=message.text, role=message.role)
         if key:
-            turn.key = TurnKey(_checked_key(key), _fingerprint(b"text", message.role.encode(), message.text.encode()))
+            turn.key = TurnKey(checked_key(key), fingerprint(b"text", message.role.encode(), message.text.encode()))
         self._look_up(turn)  # NotFound now, before any event; a repeat is answered from the store
         return turn
 
@@ -208,7 +206,7 @@ class ChatService:
             )
         turn = _Turn(conversation_id, started, Timings())
         if key:
-            turn.key = TurnKey(_checked_key(key), _fingerprint(b"audio", data))
+            turn.key = TurnKey(checked_key(key), fingerprint(b"audio", data))
         if conversation_id:
             self._look_up(turn)  # NotFound before decoding and recognition; a repeat skips both
         if turn.repeat is None:
@@ -237,7 +235,7 @@ class ChatService:
             )
         return stored
 
-    def _run(self, turn: _Turn, stream: Optional["TurnStream"] = None) -> TurnEvent:
+    def _run(self, turn: _Turn, stream: Optional[TurnStream] = None) -> TurnEvent:
         """Play the turn through, handing each event to `stream` (if any); the last event,
         Done or Failed, is also returned. Never raises."""
         emit = stream.put if stream else (lambda event: None)
@@ -276,7 +274,7 @@ class ChatService:
             logger.exception("Recognizer failed")
             raise EngineUnavailable(f"The speech recognizer failed ({type(exc).__name__}): try again.") from None
 
-    def _answer(self, turn: _Turn, emit: Callable[[TurnEvent], None], stream: Optional["TurnStream"]) -> TurnResult:
+    def _answer(self, turn: _Turn, emit: Callable[[TurnEvent], None], stream: Optional[TurnStream]) -> TurnResult:
         """Answer, speak sentence by sentence, then store the turn whole. The conversation's lock
         is held by the thread that runs the turn, never across a reader's wait."""
         timings = turn.timings
@@ -364,23 +362,7 @@ class ChatService:
         return TurnResult(turn.conversation_id, "", NOT_HEARD, speech.audio, turn.timings, False, speech.error)
 
     def _checked(self, message: Message) -> Message:
-        if message.role not in ROLES:
-            raise InvalidInput(f"Unknown role {shown(message.role)}: use one of {', '.join(ROLES)}.")
-        if not isinstance(message.text, str):
-            raise InvalidInput("The message must be a string.")
-        text = unicodedata.normalize("NFC", message.text).strip()
-        if "\x00" in text:
-            raise InvalidInput("The message contains a NUL character: remove it and send again.")
-        if not text.isascii() and not _encodable(text):
-            raise InvalidInput("The message contains a lone surrogate (half of a UTF-16 pair, e.g. \\ud800): "
-                               "send valid Unicode text.")
-        if message.role == "user" and not _visible(text) and not message.audio:
-            raise InvalidInput("The message is empty (or only invisible characters): type or say something first.")
-        if len(text) > self.limits.max_message_chars:
-            raise InvalidInput(
-                f"The message has {len(text)} characters, over the limit of {self.limits.max_message_chars}."
-            )
-        return Message(message.role, text, message.audio)
+        return checked_message(message, self.limits.max_message_chars)
 
 
 class _Speech:
@@ -422,162 +404,6 @@ class _Speech:
             self.turn.timings.tts_ms += _ms_since(started)
 
 
-class TurnStream:
-    """The events of one turn, in order, as they happen. Iterate it (or call `next_event`).
-
-    The turn runs on a thread of its own from the moment the stream is made: a reader that
-    stops reading, or goes away (`close`), does not stop it — the answer is finished and
-    stored whole, as a non-streamed turn would be, so a retry or a GET sees it. The thread
-    waits for a slow reader only while it is LOOKAHEAD spoken sentences ahead.
-    `interrupt(played)` is different: the user cut the answer short (barge-in), so the rest
-    is not written, and the stored answer is the first `played` sentences, marked.
-    """
-
-    def __init__(self, service: ChatService, turn: _Turn) -> None:
-        self.events: queue.Queue[TurnEvent] = queue.Queue()
-        self.interrupted: Optional[int] = None
-        self._ahead = threading.Condition()
-        self._unread_audio = 0
-        self._abandoned = False
-        self._finished = False
-        self.thread = threading.Thread(target=service._run, args=(turn, self), name="turn", daemon=True)
-        self.thread.start()
-
-    def put(self, event: TurnEvent) -> None:
-        """From the turn's thread: hand one event over, waiting while too far ahead of the reader."""
-        with self._ahead:
-            if isinstance(event, SentenceAudio):
-                self._ahead.wait_for(lambda: self._unread_audio < LOOKAHEAD or self._abandoned
-                                     or self.interrupted is not None)
-                self._unread_audio += 1
-        self.events.put(event)
-
-    def next_event(self, timeout: Optional[float] = None) -> Optional[TurnEvent]:
-        """The next event; None after the last one, or when `timeout` passes first."""
-        if self._finished:
-            return None
-        try:
-            event = self.events.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if isinstance(event, SentenceAudio):
-            with self._ahead:
-                self._unread_audio -= 1
-                self._ahead.notify_all()
-        self._finished = isinstance(event, (Done, Failed))
-        return event
-
-    @property
-    def finished(self) -> bool:
-        return self._finished
-
-    def __iter__(self) -> Iterator[TurnEvent]:
-        try:
-            while (event := self.next_event()) is not None:
-                yield event
-        finally:  # a reader that stops iterating early has gone away
-            if not self._finished:
-                self.close()
-
-    def __enter__(self) -> "TurnStream":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """The reader is gone: the turn goes on to its end without waiting for it."""
-        with self._ahead:
-            self._abandoned = True
-            self._ahead.notify_all()
-
-    def interrupt(self, played: int) -> None:
-        """Barge-in: stop the answer; keep (and store) only its first `played` sentences."""
-        with self._ahead:
-            if self.interrupted is None:
-                self.interrupted = max(0, int(played))
-            self._ahead.notify_all()
-
-    def result(self) -> TurnResult:
-        """Wait for the end; the turn's result, or its error raised."""
-        last = None
-        for last in self:
-            pass
-        return result_of(last)
-
-
-class RecognitionGate:
-    """Spoken turns: `at_once` are recognised at a time, up to `waiting` more wait, and any
-    more are refused at once (Overloaded: 503 with Retry-After over REST) rather than left
-    hanging. A turn reserves its place when it is asked for (after its upload arrived, so a
-    slow upload holds nothing) and gives it back as soon as its recognition is over."""
-
-    def __init__(self, at_once: int, waiting: int) -> None:
-        self.slots = threading.Semaphore(at_once)
-        self.capacity = at_once + waiting
-        self.admitted = 0
-        self._lock = threading.Lock()
-
-    def reserve(self) -> "_Ticket":
-        with self._lock:
-            if self.admitted >= self.capacity:
-                raise Overloaded(
-                    f"The server is busy: {self.admitted} spoken turns are already being recognised or waiting. "
-                    "Try again in a few seconds; nothing was stored."
-                )
-            self.admitted += 1
-        return _Ticket(self)
-
-
-class _Ticket:
-    """A reserved place at the gate: `with ticket:` waits for a slot and recognises; `release`
-    (idempotent) gives the place back, whether or not the turn got that far."""
-
-    def __init__(self, gate: RecognitionGate) -> None:
-        self.gate = gate
-        self.released = False
-
-    def __enter__(self) -> None:
-        self.gate.slots.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.gate.slots.release()
-        self.release()
-
-    def release(self) -> None:
-        with self.gate._lock:
-            if not self.released:
-                self.released = True
-                self.gate.admitted -= 1
-
-
-class ConversationLocks:
-    """One lock per conversation that has a turn running or waiting: turns on one conversation
-    take turns (each sees the answer before it), turns on different ones never wait for each
-    other. Locks are made on demand and dropped when unused (memory stays bounded)."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, list] = {}  # id -> [lock, users]
-
-    @contextmanager
-    def hold(self, conversation_id: str) -> Iterator[None]:
-        with self._guard:
-            entry = self._locks.setdefault(conversation_id, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            with entry[0]:
-                yield
-        finally:
-            with self._guard:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._locks[conversation_id]
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
 @contextmanager
 def _stopwatch(timings: Timings, name: str) -> Iterator[None]:
     started = time.perf_counter()
@@ -589,31 +415,3 @@ def _stopwatch(timings: Timings, name: str) -> Iterator[None]:
 
 def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
-
-
-def _visible(text: str) -> bool:
-    """True when something besides spaces, controls and zero-width marks is left to read."""
-    return any(unicodedata.category(c)[0] not in "ZC" for c in text)
-
-
-def _checked_key(key: str) -> str:
-    """An Idempotency-Key as clients send them (a UUID, a counter): 1 to MAX_KEY_CHARS visible ASCII characters."""
-    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_CHARS or not all("!" <= c <= "~" for c in key):
-        raise InvalidInput(f"The Idempotency-Key must be 1 to {MAX_KEY_CHARS} visible ASCII characters "
-                           "(a UUID is a good one); got " + (shown(key) if isinstance(key, str) else "not a string") + ".")
-    return key
-
-
-def _fingerprint(*parts: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "big") + part)
-    return digest.hexdigest()
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
