@@ -1,8 +1,10 @@
-"""What the page's buttons do: plain functions over the service, no Gradio inside.
+"""What the page's buttons and its public API do: plain functions over the service, no Gradio inside.
 
-Each handler returns a `PageUpdate` (the conversation as chat bubbles, the answer to play,
+Each page handler returns a `PageUpdate` (the conversation as chat bubbles, the answer to play,
 a status line, the last turn's timings). Errors never escape: they become `error`, the
 conversation shown stays as it was and the user's input is kept for another try.
+The public API's handlers (`api_*`) return plain values (`Answer`, text) and raise the
+project's errors, which the layout turns into the API's error message.
 """
 
 from __future__ import annotations
@@ -46,6 +48,19 @@ class PageUpdate:
     """The last turn's stages as a Markdown table; None leaves the table as it is."""
     error: str = ""
     """Set when the action failed: the page shows it as a warning and keeps the user's input."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One turn as the page's public API returns it."""
+
+    transcript: str
+    """What was heard (or typed); empty when no speech was heard (then nothing is stored)."""
+    text: str
+    """The answer, as stored (for silence: the spoken apology, not stored)."""
+    audio: str | None
+    """Path of the answer's WAV; None when speech synthesis is off or failed."""
+    conversation_id: str
 
 
 class AudioFiles:
@@ -148,13 +163,31 @@ class PageHandlers:
         return self._turn(conversation_id, chat, lambda cid: self.service.send_text(cid, text))
 
     def ask_audio(self, conversation_id: str, chat: list[ChatMessage], audio_path: str | None) -> PageUpdate:
-        if not audio_path:
-            return failed(conversation_id, chat, EmptyAudio("Nothing was recorded: press record, speak, then stop."))
         try:
-            data = Path(audio_path).read_bytes()
-        except OSError as exc:
-            return failed(conversation_id, chat, BadAudio(f"The upload could not be read ({exc}): try again."))
+            data = read_upload(audio_path)
+        except VoiceQnAError as exc:
+            return failed(conversation_id, chat, exc)
         return self._turn(conversation_id, chat, lambda cid: self.service.send_audio(cid, data))
+
+    # --- the public API (gradio_client, "Use via API"): plain values in and out ---
+
+    def api_ask_text(self, text: str, conversation_id: str = "") -> Answer:
+        if not (text or "").strip():
+            raise InvalidInput("The message is empty: send the question's text.")
+        return self._api_turn(conversation_id, lambda cid: self.service.send_text(cid, text))
+
+    def api_ask_audio(self, audio_path: str | None, conversation_id: str = "") -> Answer:
+        data = read_upload(audio_path)
+        return self._api_turn(conversation_id, lambda cid: self.service.send_audio(cid, data))
+
+    def api_transcribe(self, audio_path: str | None) -> str:
+        return self.service.transcribe(read_upload(audio_path))
+
+    def _api_turn(self, conversation_id: str, send) -> Answer:
+        conversation_id = (conversation_id or "").strip().lower() or self.service.create()
+        result: TurnResult = send(conversation_id)
+        audio = self.files.save(result.audio) if result.audio else None
+        return Answer(result.transcript, result.text, audio, conversation_id)
 
     def _turn(self, conversation_id: str, chat: list[ChatMessage], send) -> PageUpdate:
         try:
@@ -193,6 +226,16 @@ class PageHandlers:
         if audio_path:
             content.append({"path": audio_path, "alt_text": "답변 음성 (answer audio)"})
         return {"role": "assistant", "content": content}
+
+
+def read_upload(audio_path: str | None) -> bytes:
+    """The bytes of a recording or upload; EmptyAudio / BadAudio say what to do."""
+    if not audio_path:
+        raise EmptyAudio("Nothing was recorded: press record, speak, then stop (or send an audio file).")
+    try:
+        return Path(audio_path).read_bytes()
+    except OSError as exc:
+        raise BadAudio(f"The upload could not be read ({exc}): try again.") from None
 
 
 def failed(conversation_id: str, chat: list[ChatMessage], exc: Exception) -> PageUpdate:

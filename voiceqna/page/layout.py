@@ -1,7 +1,10 @@
-"""The Gradio Blocks page over the service: the layout and which handler each event calls.
+"""The Gradio Blocks page over the service: the layout, which handler each event calls, and
+the page's public API.
 
 What the buttons do lives in `handlers.py` (plain functions, tested without a browser);
-the page's CSS and the microphone/HTTPS check live in `assets/`.
+the page's CSS and the microphone/HTTPS check live in `assets/`. The page's own events are
+private (not in "Use via API", not callable by gradio_client); the public API is a few named
+endpoints that take and return plain values: /ask_text, /ask_audio, /transcribe.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from voiceqna.config import Settings
-from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate
+from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate, describe_error
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CONCURRENT_TURNS = 4
@@ -38,7 +41,7 @@ def mount_options(settings: Settings) -> dict:
         "js": (ASSETS / "page.js").read_text(encoding="utf-8"),
         "max_file_size": settings.max_upload_bytes,
         "ssr_mode": False,
-        "footer_links": ["gradio", "settings"],  # not Gradio's API page: the REST API is /api, linked on the page
+        "footer_links": ["api", "gradio", "settings"],  # "Use via API": the public endpoints of `_publish_api`
     }
 
 
@@ -65,7 +68,9 @@ class Page:
 def build_page(service, settings: Settings) -> gr.Blocks:
     with gr.Blocks(title="한국어 음성 질의응답", analytics_enabled=False, delete_cache=(3600, 86400)) as blocks:
         page = _layout(blocks)
-        _wire(page, PageHandlers(service))
+        handlers = PageHandlers(service)
+        _publish_api(handlers)  # first: its names stay /ask_text…, the page's private events get suffixes
+        _wire(page, handlers)
     blocks.queue(default_concurrency_limit=CONCURRENT_TURNS)
     return blocks
 
@@ -149,6 +154,8 @@ def _wire(page: Page, handlers: PageHandlers) -> None:
     def ask_audio(cid, history, path):
         return (*show(handlers.ask_audio(cid, history, path)), None)  # the recorder is ready again
 
+    private = dict(api_visibility="private")  # the page's plumbing: not part of its public API
+
     def busy():  # answers at once, before the turn starts: the page shows that it is working
         return WORKING, *(gr.update(interactive=False) for _ in inputs_while_busy)
 
@@ -165,22 +172,88 @@ def _wire(page: Page, handlers: PageHandlers) -> None:
         (page.recording.stop_recording, audio_turn),
         (page.recording.upload, audio_turn),
     ):
-        trigger(busy, None, [page.status, *inputs_while_busy], queue=False).then(
-            **turn, show_progress="minimal"
-        ).then(idle, None, inputs_while_busy, queue=False)
+        trigger(busy, None, [page.status, *inputs_while_busy], queue=False, **private).then(
+            **turn, show_progress="minimal", **private
+        ).then(idle, None, inputs_while_busy, queue=False, **private)
 
     page.open_button.click(
         lambda cid, history, current: show(handlers.open_conversation(cid, history, current)),
         [page.conversation_box, page.chat, page.conversation],
         turn_outputs,
+        **private,
     )
-    page.new_button.click(lambda: show(handlers.new_conversation()), None, turn_outputs)
-    page.chat.clear(lambda: show(handlers.new_conversation()), None, turn_outputs)  # the bin icon: start afresh
+    page.new_button.click(lambda: show(handlers.new_conversation()), None, turn_outputs, **private)
+    page.chat.clear(lambda: show(handlers.new_conversation()), None, turn_outputs, **private)  # the bin icon
     page.blocks.load(
         lambda saved: (handlers.engine_info(), *_reopen(handlers, saved)),
         [page.remembered],
         [page.engines, *turn_outputs],
+        **private,
     )
+
+
+def _publish_api(handlers: PageHandlers) -> None:
+    """The page's public API, for gradio_client and "Use via API": named endpoints that take and
+    return plain values. They run on the page's queue (same concurrency), through the same
+    service (same limits), behind the same login (API_KEY). Their components are never shown."""
+    with gr.Column(visible=False):
+        audio = gr.Audio(sources=["upload"], type="filepath", label="audio")
+        text = gr.Textbox(label="text")
+        conversation_id = gr.Textbox("", label="conversation_id")
+        transcript = gr.Textbox(label="transcript")
+        answer = gr.Textbox(label="answer")
+        answer_audio = gr.Audio(type="filepath", label="answer_audio")
+        answered_id = gr.Textbox(label="conversation_id")
+    turn_outputs = [transcript, answer, answer_audio, answered_id]
+
+    def ask_text(text: str, conversation_id: str = "") -> tuple[str, str, str | None, str]:
+        """Ask a question in writing; the answer comes as text and as speech.
+
+        Parameters:
+            text: the question, in Korean.
+            conversation_id: a conversation to continue (24 hex characters); "" starts a new one.
+        Returns:
+            the question, the answer, the answer's WAV file (None when speech is off), the conversation id.
+        """
+        return _api_call(lambda: _answer_values(handlers.api_ask_text(text, conversation_id)))
+
+    def ask_audio(audio: str, conversation_id: str = "") -> tuple[str, str, str | None, str]:
+        """Ask a question by voice; the answer comes as text and as speech.
+
+        Parameters:
+            audio: a recording in any format ffmpeg reads (WAV, MP3, WebM, …), Korean speech.
+            conversation_id: a conversation to continue (24 hex characters); "" starts a new one.
+        Returns:
+            the transcript ("" when no speech was heard: nothing is stored then), the answer,
+            the answer's WAV file (None when speech is off), the conversation id.
+        """
+        return _api_call(lambda: _answer_values(handlers.api_ask_audio(audio, conversation_id)))
+
+    def transcribe(audio: str) -> str:
+        """Speech to text only, without a conversation.
+
+        Parameters:
+            audio: a recording in any format ffmpeg reads, Korean speech.
+        Returns:
+            the Korean text ("" when no speech is heard).
+        """
+        return _api_call(lambda: handlers.api_transcribe(audio))
+
+    gr.on([], ask_text, [text, conversation_id], turn_outputs, api_name="ask_text")
+    gr.on([], ask_audio, [audio, conversation_id], turn_outputs, api_name="ask_audio")
+    gr.on([], transcribe, [audio], [transcript], api_name="transcribe")
+
+
+def _answer_values(answer) -> tuple[str, str, str | None, str]:
+    return answer.transcript, answer.text, answer.audio, answer.conversation_id
+
+
+def _api_call(call):
+    """The public API's errors: the page's one-line message (which says the fix), never a trace."""
+    try:
+        return call()
+    except Exception as exc:
+        raise gr.Error(describe_error(exc).removeprefix("⚠️ "), print_exception=False) from None
 
 
 def _reopen(handlers: PageHandlers, saved: str) -> tuple:
