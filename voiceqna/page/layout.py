@@ -11,16 +11,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import gradio as gr
 
 from voiceqna.config import Settings
-from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate, describe_error
+from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate, Playback, describe_error
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CONCURRENT_TURNS = 4
 """Turns the page runs at once; more wait in Gradio's queue, which shows their position."""
 WORKING = "⏳ 처리 중이에요… (working)"
+ANSWER_PLAYERS = ("queue", "gradio", "whole")
+"""How the answer is heard. queue (the page's): each sentence as soon as it is spoken, on our
+Web Audio queue (assets/player.js). gradio: the same stream through Gradio's streaming
+gr.Audio (AAC over HLS). whole: no streaming, the whole answer once it is done (the page before
+streaming). benchmarks/page_first_audio.py measures all three; queue starts first."""
+PLAYER_HTML = (
+    '<div class="answer-player"><span class="answer-player-label">🔊 답변 음성 (answer audio)</span> '
+    '<span class="answer-player-state" aria-live="polite"></span> '
+    '<button type="button" class="answer-player-stop" title="멈추기 (stop)" disabled>■ 멈추기 (stop)</button></div>'
+)
 MIC_WARNING = (  # hidden until assets/page.js finds the microphone blocked
     '<div class="mic-warning-box" role="alert">'
     "<strong>🔒 이 주소에서는 브라우저가 마이크를 막아요</strong> "
@@ -57,7 +68,8 @@ class Page:
     recording: gr.Audio
     question: gr.Textbox
     send: gr.Button
-    answer: gr.Audio
+    answer: gr.Component
+    """The answer's player: our audio queue (gr.HTML), or a gr.Audio (see ANSWER_PLAYERS)."""
     conversation_box: gr.Textbox
     open_button: gr.Button
     new_button: gr.Button
@@ -65,17 +77,20 @@ class Page:
     engines: gr.Markdown
 
 
-def build_page(service, settings: Settings) -> gr.Blocks:
+def build_page(service, settings: Settings, answer_player: str = "queue") -> gr.Blocks:
+    """The page over `service`; `answer_player` is one of ANSWER_PLAYERS (the default is the page's)."""
+    if answer_player not in ANSWER_PLAYERS:
+        raise ValueError(f"answer_player={answer_player!r}: use one of {', '.join(ANSWER_PLAYERS)}")
     with gr.Blocks(title="한국어 음성 질의응답", analytics_enabled=False, delete_cache=(3600, 86400)) as blocks:
-        page = _layout(blocks)
+        page = _layout(blocks, answer_player)
         handlers = PageHandlers(service)
         _publish_api(handlers)  # first: its names stay /ask_text…, the page's private events get suffixes
-        _wire(page, handlers)
+        _wire(page, handlers, answer_player)
     blocks.queue(default_concurrency_limit=CONCURRENT_TURNS)
     return blocks
 
 
-def _layout(blocks: gr.Blocks) -> Page:
+def _layout(blocks: gr.Blocks, answer_player: str) -> Page:
     """Chat, recorder and text box on the left; answer player, conversation id, timings and engines on the right."""
     conversation = gr.State("")
     remembered = gr.BrowserState("", storage_key="voiceqna-conversation")
@@ -110,13 +125,7 @@ def _layout(blocks: gr.Blocks) -> Page:
                 )
                 send = gr.Button("보내기 (Send)", variant="primary", elem_id="send", scale=1, min_width=110)
         with gr.Column(scale=2, min_width=260):
-            answer = gr.Audio(
-                label="답변 음성 (answer, plays automatically)",
-                autoplay=True,
-                interactive=False,
-                elem_id="answer-audio",
-                buttons=["download"],
-            )
+            answer = _answer_player(answer_player)
             with gr.Group():
                 conversation_box = gr.Textbox(
                     label="대화 ID (conversation id)",
@@ -136,16 +145,31 @@ def _layout(blocks: gr.Blocks) -> Page:
                 conversation_box, open_button, new_button, timings, engines)
 
 
-def _wire(page: Page, handlers: PageHandlers) -> None:
+def _answer_player(kind: str) -> gr.Component:
+    if kind == "queue":
+        return gr.HTML(None, html_template=PLAYER_HTML, js_on_load=(ASSETS / "player.js").read_text(encoding="utf-8"),
+                       elem_id="answer-player", padding=True, container=True)
+    return gr.Audio(
+        label="답변 음성 (answer, plays automatically)",
+        autoplay=True,
+        interactive=False,
+        streaming=kind == "gradio",
+        elem_id="answer-audio",
+        buttons=["download"],
+    )
+
+
+def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
     """Which handler each event calls. Every handler's result goes through `show`."""
     turn_outputs = [page.conversation, page.conversation_box, page.chat, page.answer, page.status, page.timings,
                     page.remembered]
     inputs_while_busy = [page.send, page.question, page.recording]
+    private = dict(api_visibility="private")  # the page's plumbing: not part of its public API
 
-    def show(update: PageUpdate) -> tuple:
+    def show(update: PageUpdate, answer: "_AnswerValues | None" = None) -> tuple:
         if update.error:
             gr.Warning(update.error, title="확인해 주세요 (please check)")
-        return _as_outputs(update)
+        return _as_outputs(update, (answer or _AnswerValues(answer_player)).of(update))
 
     def ask_text(cid, history, text):
         update = handlers.ask_text(cid, history, text)
@@ -154,7 +178,17 @@ def _wire(page: Page, handlers: PageHandlers) -> None:
     def ask_audio(cid, history, path):
         return (*show(handlers.ask_audio(cid, history, path)), None)  # the recorder is ready again
 
-    private = dict(api_visibility="private")  # the page's plumbing: not part of its public API
+    def stream_text(cid, history, text) -> Iterator[tuple]:
+        answer = _AnswerValues(answer_player)
+        for update in handlers.stream_text(cid, history, text):
+            final = update.playback is None or update.playback.final
+            yield (*show(update, answer), (text if update.error else "") if final else gr.skip())
+
+    def stream_audio(cid, history, path) -> Iterator[tuple]:
+        answer = _AnswerValues(answer_player)
+        for update in handlers.stream_audio(cid, history, path):
+            final = update.playback is None or update.playback.final
+            yield (*show(update, answer), None if final else gr.skip())
 
     def busy():  # answers at once, before the turn starts: the page shows that it is working
         return WORKING, *(gr.update(interactive=False) for _ in inputs_while_busy)
@@ -162,10 +196,11 @@ def _wire(page: Page, handlers: PageHandlers) -> None:
     def idle():
         return tuple(gr.update(interactive=True) for _ in inputs_while_busy)
 
-    text_turn = dict(fn=ask_text, inputs=[page.conversation, page.chat, page.question],
+    streamed = answer_player != "whole"
+    text_turn = dict(fn=stream_text if streamed else ask_text, inputs=[page.conversation, page.chat, page.question],
                      outputs=[*turn_outputs, page.question])
-    audio_turn = dict(fn=ask_audio, inputs=[page.conversation, page.chat, page.recording],
-                      outputs=[*turn_outputs, page.recording])
+    audio_turn = dict(fn=stream_audio if streamed else ask_audio,
+                      inputs=[page.conversation, page.chat, page.recording], outputs=[*turn_outputs, page.recording])
     for trigger, turn in (
         (page.send.click, text_turn),
         (page.question.submit, text_turn),
@@ -261,18 +296,48 @@ def _reopen(handlers: PageHandlers, saved: str) -> tuple:
     if saved:
         update = handlers.open_conversation(saved, [], "")
         if not update.error:
-            return _as_outputs(update)
-    return _as_outputs(PageUpdate("", []))
+            return _as_outputs(update, gr.skip())
+    return _as_outputs(PageUpdate("", []), gr.skip())
 
 
-def _as_outputs(update: PageUpdate) -> tuple:
-    """Values for `turn_outputs`; a failure leaves the last answer and its timings in place."""
+def _as_outputs(update: PageUpdate, answer: Any) -> tuple:
+    """Values for `turn_outputs`; a failure leaves the last timings in place."""
     return (
         update.conversation_id,
         update.conversation_id,
         update.chat,
-        gr.skip() if update.error else update.answer_audio,
+        answer,
         update.status,
         gr.skip() if update.timings is None else update.timings,
         update.conversation_id,
     )
+
+
+class _AnswerValues:
+    """What each update of one action puts in the answer's player, for each of ANSWER_PLAYERS."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.sent = 0
+        """Clips already sent (gradio: each update carries only the newest sentence)."""
+
+    def of(self, update: PageUpdate) -> Any:
+        if self.kind == "whole":
+            return gr.skip() if update.error else update.answer_audio
+        if update.playback is None:
+            return gr.skip()
+        if self.kind == "queue":
+            return _playback_value(update.playback)
+        new = update.playback.clips[self.sent:]  # gradio: one chunk per newly spoken sentence
+        self.sent = len(update.playback.clips)
+        return Path(new[-1]).read_bytes() if new else None
+
+
+def _playback_value(playback: Playback) -> dict:
+    """The audio queue's value; Gradio serves each clip (a FileData) and gives the page its URL."""
+    return {
+        "turn": playback.turn,
+        "clips": [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in playback.clips],
+        "final": playback.final,
+        "stopped": playback.stopped,
+    }
