@@ -219,6 +219,8 @@ def one_turn(page, player: str, question: str, clip_s: float | None) -> dict:
         "server_first_audio_ms": _timing(page, "첫 음성까지"),
         "server_total_ms": _timing(page, "전체"),
     }
+    if clip_s is not None:
+        turn["heard"] = page.query_selector_all("#chat .message.user")[-1].inner_text().strip()
     if player == "queue":
         log = page.evaluate("window.voiceqnaPlayer.log")
         clips = log["clips"]
@@ -246,6 +248,7 @@ def summary(turns: list[dict]) -> dict:
     firsts = sorted(t["first_audio_ms"] for t in turns)
     return {
         "turns": len(turns),
+        "answered": sum(t["answered"] for t in turns),
         "first_audio_p50_ms": round(statistics.median(firsts), 1),
         "first_audio_p95_ms": round(firsts[min(len(firsts) - 1, round(0.95 * (len(firsts) - 1)))], 1),
         "first_audio_ms": [t["first_audio_ms"] for t in turns],

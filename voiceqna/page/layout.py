@@ -1,10 +1,9 @@
-"""The Gradio Blocks page over the service: the layout, which handler each event calls, and
-the page's public API.
+"""The Gradio Blocks page over the service: the layout and which handler each event calls.
 
-What the buttons do lives in `handlers.py` (plain functions, tested without a browser);
-the page's CSS and the microphone/HTTPS check live in `assets/`. The page's own events are
-private (not in "Use via API", not callable by gradio_client); the public API is a few named
-endpoints that take and return plain values: /ask_text, /ask_audio, /transcribe.
+What the buttons do lives in `handlers.py` (plain functions, tested without a browser); the
+page's CSS, its microphone/HTTPS check and the answer's audio queue live in `assets/`. The
+page's own events are private (not in "Use via API", not callable by gradio_client); its
+public API is `public_api.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +15,8 @@ from typing import Any, Iterator
 import gradio as gr
 
 from voiceqna.config import Settings
-from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate, Playback, describe_error
+from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate, Playback
+from voiceqna.page.public_api import publish_api
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CONCURRENT_TURNS = 4
@@ -52,7 +52,7 @@ def mount_options(settings: Settings) -> dict:
         "js": (ASSETS / "page.js").read_text(encoding="utf-8"),
         "max_file_size": settings.max_upload_bytes,
         "ssr_mode": False,
-        "footer_links": ["api", "gradio", "settings"],  # "Use via API": the public endpoints of `_publish_api`
+        "footer_links": ["api", "gradio", "settings"],  # "Use via API": the endpoints of public_api.py
     }
 
 
@@ -84,7 +84,7 @@ def build_page(service, settings: Settings, answer_player: str = "queue") -> gr.
     with gr.Blocks(title="한국어 음성 질의응답", analytics_enabled=False, delete_cache=(3600, 86400)) as blocks:
         page = _layout(blocks, answer_player)
         handlers = PageHandlers(service)
-        _publish_api(handlers)  # first: its names stay /ask_text…, the page's private events get suffixes
+        publish_api(handlers)  # first: its names stay /ask_text…, the page's private events get suffixes
         _wire(page, handlers, answer_player)
     blocks.queue(default_concurrency_limit=CONCURRENT_TURNS)
     return blocks
@@ -164,6 +164,7 @@ def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
     turn_outputs = [page.conversation, page.conversation_box, page.chat, page.answer, page.status, page.timings,
                     page.remembered]
     inputs_while_busy = [page.send, page.question, page.recording]
+    locked, enabled = gr.update(interactive=False), gr.update(interactive=True)
     private = dict(api_visibility="private")  # the page's plumbing: not part of its public API
 
     def show(update: PageUpdate, answer: "_AnswerValues | None" = None) -> tuple:
@@ -179,37 +180,53 @@ def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
         return (*show(handlers.ask_audio(cid, history, path)), None)  # the recorder is ready again
 
     def stream_text(cid, history, text) -> Iterator[tuple]:
-        answer = _AnswerValues(answer_player)
-        for update in handlers.stream_text(cid, history, text):
-            final = update.playback is None or update.playback.final
-            yield (*show(update, answer), (text if update.error else "") if final else gr.skip())
+        yield from streamed(handlers.stream_text(cid, history, text),
+                            lambda failed: (gr.update(value=text if failed else "", interactive=True), enabled))
 
     def stream_audio(cid, history, path) -> Iterator[tuple]:
-        answer = _AnswerValues(answer_player)
-        for update in handlers.stream_audio(cid, history, path):
+        yield from streamed(handlers.stream_audio(cid, history, path),
+                            lambda failed: (enabled, gr.update(value=None, interactive=True)))
+
+    def streamed(updates: Iterator[PageUpdate], inputs_after) -> Iterator[tuple]:
+        """A streamed turn, started the moment it is asked (no round trip for a separate 'busy'
+        event): the page says it is working and locks its inputs, then shows each event, then
+        unlocks them (a failed question stays in the box, the recorder is ready again)."""
+        answer, changes = _AnswerValues(answer_player), _Changes()
+        yield changes.of((*(gr.skip(),) * 4, WORKING, *(gr.skip(),) * 2, locked, locked, locked))
+        for update in updates:
             final = update.playback is None or update.playback.final
-            yield (*show(update, answer), None if final else gr.skip())
+            after = (enabled, *inputs_after(bool(update.error))) if final else (gr.skip(),) * 3
+            yield changes.of((*show(update, answer), *after))
 
     def busy():  # answers at once, before the turn starts: the page shows that it is working
-        return WORKING, *(gr.update(interactive=False) for _ in inputs_while_busy)
+        return WORKING, *(locked for _ in inputs_while_busy)
 
-    def idle():
-        return tuple(gr.update(interactive=True) for _ in inputs_while_busy)
+    def idle():  # after the turn, whatever happened to it
+        return tuple(enabled for _ in inputs_while_busy)
 
-    streamed = answer_player != "whole"
-    text_turn = dict(fn=stream_text if streamed else ask_text, inputs=[page.conversation, page.chat, page.question],
-                     outputs=[*turn_outputs, page.question])
-    audio_turn = dict(fn=stream_audio if streamed else ask_audio,
-                      inputs=[page.conversation, page.chat, page.recording], outputs=[*turn_outputs, page.recording])
+    if answer_player == "whole":  # the page before streaming, as it was (the benchmark's baseline)
+        text_turn = dict(fn=ask_text, inputs=[page.conversation, page.chat, page.question],
+                         outputs=[*turn_outputs, page.question])
+        audio_turn = dict(fn=ask_audio, inputs=[page.conversation, page.chat, page.recording],
+                          outputs=[*turn_outputs, page.recording])
+    else:
+        text_turn = dict(fn=stream_text, inputs=[page.conversation, page.chat, page.question],
+                         outputs=[*turn_outputs, *inputs_while_busy])
+        audio_turn = dict(fn=stream_audio, inputs=[page.conversation, page.chat, page.recording],
+                          outputs=[*turn_outputs, *inputs_while_busy])
     for trigger, turn in (
         (page.send.click, text_turn),
         (page.question.submit, text_turn),
         (page.recording.stop_recording, audio_turn),
         (page.recording.upload, audio_turn),
     ):
-        trigger(busy, None, [page.status, *inputs_while_busy], queue=False, **private).then(
-            **turn, show_progress="minimal", **private
-        ).then(idle, None, inputs_while_busy, queue=False, **private)
+        if answer_player == "whole":
+            trigger(busy, None, [page.status, *inputs_while_busy], queue=False, **private).then(
+                **turn, show_progress="minimal", **private
+            ).then(idle, None, inputs_while_busy, queue=False, **private)
+        else:
+            trigger(**turn, show_progress="minimal", **private).then(idle, None, inputs_while_busy, queue=False,
+                                                                      **private)
 
     page.open_button.click(
         lambda cid, history, current: show(handlers.open_conversation(cid, history, current)),
@@ -225,70 +242,6 @@ def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
         [page.engines, *turn_outputs],
         **private,
     )
-
-
-def _publish_api(handlers: PageHandlers) -> None:
-    """The page's public API, for gradio_client and "Use via API": named endpoints that take and
-    return plain values. They run on the page's queue (same concurrency), through the same
-    service (same limits), behind the same login (API_KEY). Their components are never shown."""
-    with gr.Column(visible=False):
-        audio = gr.Audio(sources=["upload"], type="filepath", label="audio")
-        text = gr.Textbox(label="text")
-        conversation_id = gr.Textbox("", label="conversation_id")
-        transcript = gr.Textbox(label="transcript")
-        answer = gr.Textbox(label="answer")
-        answer_audio = gr.Audio(type="filepath", label="answer_audio")
-        answered_id = gr.Textbox(label="conversation_id")
-    turn_outputs = [transcript, answer, answer_audio, answered_id]
-
-    def ask_text(text: str, conversation_id: str = "") -> tuple[str, str, str | None, str]:
-        """Ask a question in writing; the answer comes as text and as speech.
-
-        Parameters:
-            text: the question, in Korean.
-            conversation_id: a conversation to continue (24 hex characters); "" starts a new one.
-        Returns:
-            the question, the answer, the answer's WAV file (None when speech is off), the conversation id.
-        """
-        return _api_call(lambda: _answer_values(handlers.api_ask_text(text, conversation_id)))
-
-    def ask_audio(audio: str, conversation_id: str = "") -> tuple[str, str, str | None, str]:
-        """Ask a question by voice; the answer comes as text and as speech.
-
-        Parameters:
-            audio: a recording in any format ffmpeg reads (WAV, MP3, WebM, …), Korean speech.
-            conversation_id: a conversation to continue (24 hex characters); "" starts a new one.
-        Returns:
-            the transcript ("" when no speech was heard: nothing is stored then), the answer,
-            the answer's WAV file (None when speech is off), the conversation id.
-        """
-        return _api_call(lambda: _answer_values(handlers.api_ask_audio(audio, conversation_id)))
-
-    def transcribe(audio: str) -> str:
-        """Speech to text only, without a conversation.
-
-        Parameters:
-            audio: a recording in any format ffmpeg reads, Korean speech.
-        Returns:
-            the Korean text ("" when no speech is heard).
-        """
-        return _api_call(lambda: handlers.api_transcribe(audio))
-
-    gr.on([], ask_text, [text, conversation_id], turn_outputs, api_name="ask_text")
-    gr.on([], ask_audio, [audio, conversation_id], turn_outputs, api_name="ask_audio")
-    gr.on([], transcribe, [audio], [transcript], api_name="transcribe")
-
-
-def _answer_values(answer) -> tuple[str, str, str | None, str]:
-    return answer.transcript, answer.text, answer.audio, answer.conversation_id
-
-
-def _api_call(call):
-    """The public API's errors: the page's one-line message (which says the fix), never a trace."""
-    try:
-        return call()
-    except Exception as exc:
-        raise gr.Error(describe_error(exc).removeprefix("⚠️ "), print_exception=False) from None
 
 
 def _reopen(handlers: PageHandlers, saved: str) -> tuple:
@@ -311,6 +264,27 @@ def _as_outputs(update: PageUpdate, answer: Any) -> tuple:
         gr.skip() if update.timings is None else update.timings,
         update.conversation_id,
     )
+
+
+class _Changes:
+    """A streamed update sends only what changed since the last one: the browser then redraws
+    nothing else (the chat with its players, above all) while the answer's audio arrives."""
+
+    def __init__(self) -> None:
+        self.last: tuple | None = None
+
+    def of(self, values: tuple) -> tuple:
+        before, self.last = self.last, values
+        if before is None:
+            return values
+        return tuple(gr.skip() if _same(new, old) else new for new, old in zip(values, before))
+
+
+def _same(new: Any, old: Any) -> bool:
+    try:
+        return type(new) is type(old) and bool(new == old)
+    except Exception:  # a value that cannot be compared: send it
+        return False
 
 
 class _AnswerValues:
