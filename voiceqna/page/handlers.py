@@ -7,7 +7,7 @@ each sentence's audio as it is spoken (`Playback`, for the page's audio queue), 
 Errors never escape: they become `error`, the conversation shown stays as it was and the
 user's input is kept for another try.
 The public API's handlers (`api_*`) return plain values (`Answer`, text) and raise the
-project's errors, which the layout turns into the API's error message.
+project's errors, which public_api.py turns into the API's error message.
 """
 
 from __future__ import annotations
@@ -272,13 +272,13 @@ class PageHandlers:
     def api_transcribe(self, audio_path: str | None) -> str:
         return self.service.transcribe(read_upload(audio_path))
 
-    def _api_turn(self, conversation_id: str, send) -> Answer:
+    def _api_turn(self, conversation_id: str, send: Callable[[str], TurnResult]) -> Answer:
         conversation_id = (conversation_id or "").strip().lower() or self.service.create()
         result: TurnResult = send(conversation_id)
         audio = self.files.save(result.audio) if result.audio else None
         return Answer(result.transcript, result.text, audio, conversation_id)
 
-    def _turn(self, conversation_id: str, chat: list[ChatMessage], send) -> PageUpdate:
+    def _turn(self, conversation_id: str, chat: list[ChatMessage], send: Callable[[str], TurnResult]) -> PageUpdate:
         try:
             if not conversation_id:
                 conversation_id = self.service.create()

@@ -8,7 +8,7 @@
 //   .played()  sentences of the current turn that have started playing (barge-in keeps those)
 //   .stop()    silence at once; the rest of this turn is dropped
 //   .log       the current turn (one of .turns)
-//   .turns     per turn, each sentence's URL, when it arrived, was decoded, started and ended
+//   .turns     the last 50 turns: per turn, each sentence's URL, when it arrived, was decoded, started and ended
 //              (performance.now() ms; `at`/`until`: the audio clock, s) and the silence before it
 //              (`gap`, s): what the tests and benchmarks/page_first_audio.py read
 // Each sentence that starts dispatches "voiceqna-playing" (detail: {turn, index}) on the element.
@@ -25,7 +25,7 @@ const player = {
 
   unlock() {
     // Browsers start audio only after a user gesture: the Stop click, Enter or Send is one.
-    if (!this.context) this.context = new AudioContext();
+    if (!this.context) this.context = new (window.AudioContext || window.webkitAudioContext)();
     if (this.context.state === "suspended") this.context.resume();
     return this.context;
   },
@@ -50,6 +50,7 @@ const player = {
     this.turn = turn;
     this.log = { turn, clips: [], final: false, stopped: false };
     this.turns.push(this.log);
+    if (this.turns.length > 50) this.turns.shift();  // a long session keeps only its recent turns
     this.buffers = [];
     this.queued = 0;
     this.endsAt = 0;
@@ -149,7 +150,7 @@ function render() {
 }
 
 window.voiceqnaPlayer = player;
-for (const gesture of ["pointerdown", "keydown"]) {
+for (const gesture of ["pointerdown", "keydown", "click", "touchend"]) {  // iOS counts only some of them
   document.addEventListener(gesture, () => player.unlock(), { capture: true, passive: true });
 }
 element.addEventListener("click", (event) => {
