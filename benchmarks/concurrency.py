@@ -38,9 +38,13 @@ def one_level(server: common.Server, clips: list[common.Clip], clients: int, tur
     lock = threading.Lock()
     start = threading.Barrier(clients + 1)
 
+    setup = common.Api(server.url, server.headers)
+    conversations = [setup.create() for _ in range(clients)]
+    setup.close()
+
     def client(k: int) -> None:
         api = common.Api(server.url, server.headers)
-        conversation = api.create()
+        conversation = conversations[k]
         start.wait()
         for j in range(turns_per_client):
             clip = clips[(k * turns_per_client + j) % len(clips)]

@@ -142,13 +142,13 @@ def stalls(audio: list[dict]) -> list[float]:
 # --- clients ---
 
 
-def client_run(server: common.Server, kind: str, items: list, offset: int, start: threading.Barrier) -> list[dict]:
+def client_run(server: common.Server, kind: str, items: list, offset: int, conversation: str,
+               start: threading.Barrier) -> list[dict]:
     """One client: for each item (question or clip), the streaming and the whole route, alternating."""
     import httpx
 
     rows = []
     with httpx.Client(base_url=server.url, headers=server.headers, timeout=600) as client:
-        conversation = client.post("/create", json={}).json()["id"]
         start.wait()
         for j in range(len(items)):
             item = items[(offset + j) % len(items)]
@@ -168,9 +168,13 @@ def client_run(server: common.Server, kind: str, items: list, offset: int, start
 
 
 def run_level(server: common.Server, kind: str, items: list, clients: int) -> list[dict]:
+    """`clients` clients at once, each with a conversation of its own, starting together."""
+    api = common.Api(server.url, server.headers)
+    conversations = [api.create() for _ in range(clients)]
+    api.close()
     start = threading.Barrier(clients)
     with ThreadPoolExecutor(clients) as pool:
-        runs = list(pool.map(lambda k: client_run(server, kind, items, k, start), range(clients)))
+        runs = list(pool.map(lambda k: client_run(server, kind, items, k, conversations[k], start), range(clients)))
     rows = [dict(r, clients=clients) for run in runs for r in run]
     for r in rows:
         r["stream"]["stall_s"] = stalls(r["stream"]["audio"])
@@ -257,8 +261,9 @@ def main(argv: list[str] | None = None) -> dict:
             run_level(server, "spoken", clips[:1], 1)
             for kind, items in (("typed", questions), ("spoken", clips)):
                 for clients in levels:
-                    rows += run_level(server, kind, items, clients)
-                    common.logger.info("%s, %d clients: %d turns", kind, clients, len(rows))
+                    level = run_level(server, kind, items, clients)
+                    rows += level
+                    common.logger.info("%s, %d clients: %d turns", kind, clients, len(level))
     finally:
         fake.close()
     summary = {f"{kind} ({clients})": summarise(chosen, args.first_token_s, args.tokens_per_s)
