@@ -1,13 +1,15 @@
-"""Memory of the app's process with 1 conversation and with 40: one Whisper model shared, or one each?
+"""Memory of the app's process with 1 conversation, 40 and 80: one Whisper model shared, or one each?
 
-    python benchmarks/memory.py            # 1, then 40 conversations of 3 spoken + 3 typed turns, 8 clients (~4 min)
-    python benchmarks/memory.py --quick    # 1, then 4 conversations of 1 + 1 turns, 2 clients
+    python benchmarks/memory.py            # 1, 40, then 80 conversations of 3 spoken + 3 typed turns, 8 clients (~5 min)
+    python benchmarks/memory.py --quick    # 1, 4, then 8 conversations of 1 + 1 turns, 2 clients
 
 Starts `python app.py --api-only` on its defaults and reads the server process's resident
 memory (RSS, from the operating system; peak: VmHWM) after start (model loaded, warm-up done),
-after one conversation's turns, and after the other conversations' turns, sent by several
-clients at once so that both recognizer workers run. The Whisper model's file size is given
-for scale: a model loaded per conversation would add about that much each time.
+after one conversation's turns, after --conversations in all, and after as many again, sent by
+several clients at once so that both recognizer workers run. The first batch also warms what
+grows with turns at once rather than with conversations (threads, allocator arenas, the
+speech cache), so the second batch's growth is the cost of a conversation. The Whisper model's
+file size is given for scale: a model loaded per conversation would add about that much each.
 """
 
 from __future__ import annotations
@@ -53,11 +55,11 @@ def model_size_mb() -> float | None:
     return round(path.stat().st_size / MB, 1) if path.exists() else None
 
 
-def markdown(head: dict, info: dict, stages: dict, conversations: int, per_conversation: float | None,
+def markdown(head: dict, info: dict, stages: dict, conversations: int, per_conversation: float,
              model_mb: float | None) -> str:
     rows = [[stage, f"{m['conversations']}", f"{m['rss_mb']:.0f} MB", f"{m['peak_rss_mb']:.0f} MB"]
             for stage, m in stages.items()]
-    growth = (f"Growth per extra conversation: {per_conversation:.2f} MB"
+    growth = (f"Growth per conversation from {conversations} to {2 * conversations}: {per_conversation:.2f} MB"
               + (f" (the Whisper model file: {model_mb:.0f} MB)." if model_mb else "."))
     return "\n".join([f"Memory of the app's process: {info.get('recognizer')}, {info.get('chat')}, {info.get('tts')}, "
                       f"{info.get('store')}. {common.header_line(head)}", "",
@@ -67,7 +69,8 @@ def markdown(head: dict, info: dict, stages: dict, conversations: int, per_conve
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="4 conversations of 1 spoken + 1 typed turn, 2 clients")
-    parser.add_argument("--conversations", type=int, help="conversations in all (default 40; quick 4)")
+    parser.add_argument("--conversations", type=int, help="conversations in the first batch, then as many again "
+                                                          "(default 40; quick 4)")
     parser.add_argument("--turns", type=int, help="spoken (and as many typed) turns each (default 3; quick 1)")
     parser.add_argument("--clients", type=int, help="clients at once for the other conversations (default 8; quick 2)")
     parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/memory.json)")
@@ -90,12 +93,13 @@ def main(argv: list[str] | None = None) -> dict:
         stages = {"start (model loaded, warmed up)": {"conversations": 0, **process_memory(server.pid)}}
         answered = conversation(server, clips, 0, turns)
         stages["1 conversation"] = {"conversations": 1, **process_memory(server.pid)}
-        with ThreadPoolExecutor(clients) as pool:
-            answered += sum(pool.map(lambda n: conversation(server, clips, n, turns), range(1, conversations)))
-        stages[f"{conversations} conversations"] = {"conversations": conversations, **process_memory(server.pid)}
-        common.logger.info("%s", stages)
-    one, many = stages["1 conversation"]["rss_mb"], stages[f"{conversations} conversations"]["rss_mb"]
-    per_conversation = (many - one) / (conversations - 1) if conversations > 1 else None
+        for first, last in ((1, conversations), (conversations, 2 * conversations)):
+            with ThreadPoolExecutor(clients) as pool:
+                answered += sum(pool.map(lambda n: conversation(server, clips, n, turns), range(first, last)))
+            stages[f"{last} conversations"] = {"conversations": last, **process_memory(server.pid)}
+            common.logger.info("%s", stages)
+    many, twice = stages[f"{conversations} conversations"]["rss_mb"], stages[f"{2 * conversations} conversations"]["rss_mb"]
+    per_conversation = (twice - many) / conversations
     text = markdown(head, info, stages, conversations, per_conversation, model_size_mb())
     common.write_results(common.results_path(NAME, args.quick, args.out), head, {
         "server": {"info": info}, "conversations": conversations, "turns_each": 2 * turns, "clients": clients,

@@ -102,9 +102,9 @@ def test_load_script_writes_its_report_with_the_header(tmp_path, server):
 
 def test_memory_reads_the_server_process_with_1_and_more_conversations(tmp_path):
     result = run_script("memory", ["--quick", "--conversations", "2"], tmp_path / "m.json")
-    assert [s["conversations"] for s in result["stages"].values()] == [0, 1, 2]
+    assert [s["conversations"] for s in result["stages"].values()] == [0, 1, 2, 4]
     assert all(s["rss_mb"] > 50 and s["peak_rss_mb"] >= s["rss_mb"] - 1 for s in result["stages"].values())
-    assert result["turns_answered"] == 4
+    assert result["turns_answered"] == 8
 
 
 def test_streaming_reads_each_sentence_and_the_whole_answer_fake_openai_server(tmp_path):
