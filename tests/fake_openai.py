@@ -6,7 +6,8 @@ Events when asked with "stream": true), /v1/audio/speech (a WAV tone) and
 under "file"; the answer is `transcript`) the way the real API does (shape only). `fail_with`
 makes it answer an HTTP error, `delay_s` makes it slow; `only` limits both to the paths ending
 with one of its suffixes (e.g. ("/audio/speech",)); `hold` (an Event) keeps every targeted
-request waiting until it is set (a test decides when the engine answers). A streamed answer
+request waiting until it is set (a test decides when the engine answers). `answer_for`, when
+set, makes each chat request's answer from its JSON body instead of `answer`. A streamed answer
 comes in tokens of TOKEN_CHARS characters, the first after `first_token_s`, then
 `tokens_per_s` of them a second (0: all at once); `fail_after_tokens` breaks the stream off.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -63,6 +65,7 @@ class FakeOpenAI:
     tokens_per_s: float = 0.0
     fail_after_tokens: int = -1
     hold: threading.Event | None = None
+    answer_for: Optional[Callable[[dict], str]] = None
     requests: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
     last_tokens_at: list[float] = field(default_factory=list)
@@ -88,13 +91,14 @@ class FakeOpenAI:
                 if fake.fail_with and targeted:
                     return self._send(fake.fail_with, "application/json",
                                       json.dumps({"error": {"message": "fake failure"}}).encode())
+                answer = fake.answer_for(body) if fake.answer_for and self.path.endswith("/chat/completions") else fake.answer
                 if self.path.endswith("/chat/completions") and body.get("stream"):
-                    return self._stream(body["model"])
+                    return self._stream(body["model"], answer)
                 if self.path.endswith("/chat/completions"):
                     payload = {
                         "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"],
                         "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": fake.answer}}],
+                                     "message": {"role": "assistant", "content": answer}}],
                     }
                     return self._send(200, "application/json", json.dumps(payload).encode())
                 if self.path.endswith("/audio/transcriptions"):
@@ -107,12 +111,12 @@ class FakeOpenAI:
                     return self._send(200, "audio/wav", encode_wav(tone.astype(np.float32), 24_000))
                 self._send(404, "application/json", b'{"error": {"message": "not found"}}')
 
-            def _stream(self, model: str) -> None:
+            def _stream(self, model: str, answer: str) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 time.sleep(fake.first_token_s)
-                tokens = [fake.answer[i:i + TOKEN_CHARS] for i in range(0, len(fake.answer), TOKEN_CHARS)]
+                tokens = [answer[i:i + TOKEN_CHARS] for i in range(0, len(answer), TOKEN_CHARS)]
                 for number, token in enumerate(tokens):
                     if number == fake.fail_after_tokens:
                         return  # the connection drops mid-answer
