@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     text = summary(report)
     report_json = asdict(report)
     report_json["url"] = "given" if args.url else "own (the app's defaults)"
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**report_json, "summary": text})
+    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**report_json, "markdown": text})
     print(text)
     ok = not report.errors and not report.integrity_problems and report.healthy_after and not report.turns_not_run
     sys.exit(0 if ok else 1)
