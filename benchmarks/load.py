@@ -1,9 +1,13 @@
 """Load: many conversations at once against a real API server on loopback, then a check that
 every conversation holds exactly its turns, in order, and that the server is still healthy.
 
-    python benchmarks/load.py                                   # starts its own server (temporary DATA_DIR)
-    python benchmarks/load.py --conversations 50 --turns 4 --audio-every 4 --json load.json
+    python benchmarks/load.py --conversations 50 --turns 4 --audio-every 3   # the README's run (~5 min on 2 cores)
+    python benchmarks/load.py --quick                           # 5 conversations × 2 turns
     python benchmarks/load.py --url http://127.0.0.1:5000 --api-key KEY   # a server you started
+
+Without --url it starts the app on its defaults (Whisper base, the offline chat engine,
+espeak-ng, SQLite in a temporary DATA_DIR, a random API_KEY). Writes
+benchmarks/results/load.json (the header of benchmarks/common.py, then the report).
 
 Each conversation is one client thread: /create, then its turns one after the other. Turn
 number g (counted over all conversations) is audio when g % audio_every == audio_every - 1
@@ -19,29 +23,23 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import ipaddress
-import json
-import os
-import secrets
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
-from urllib.parse import urlsplit
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import common  # noqa: E402
+from voiceqna.evaluation.clips import espeak  # noqa: E402
+
+NAME = "load"
 MAX_CONVERSATIONS = 200
 MAX_TURNS = 20
 SPOKEN = ("고마워요", "지금 몇 시예요?", "오늘 무슨 요일이에요?", "안녕히 계세요", "무엇을 도와줄 수 있어요?")
@@ -92,42 +90,6 @@ class Report:
 # --- the server ---
 
 
-def require_loopback(url: str) -> None:
-    host = urlsplit(url).hostname or ""
-    try:
-        address = ipaddress.ip_address(socket.gethostbyname(host))
-    except (OSError, ValueError):
-        raise SystemExit(f"Cannot resolve {host!r}: give a loopback URL such as http://127.0.0.1:5000") from None
-    if not address.is_loopback:
-        raise SystemExit(f"{url} is not on loopback: this load script only drives a server on this machine.")
-
-
-@contextmanager
-def own_server(data_dir: Path, start_timeout_s: float = 300.0) -> Iterator[tuple[str, str]]:
-    """`python app.py --api-only` on a free loopback port with your settings, but DATA_DIR=data_dir
-    and a fresh random API_KEY; yields (url, key)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    key = secrets.token_hex(16)
-    env = {**os.environ, "DATA_DIR": str(data_dir), "API_KEY": key}
-    log_path = data_dir.parent / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "app.py", "--api-only", "--host", "127.0.0.1", "--port",
-                                    str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + start_timeout_s
-        while not healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("The server did not start:\n" + log_path.read_text(errors="replace")[-3000:])
-            time.sleep(0.3)
-        yield url, key
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def healthy(url: str, session: requests.Session | None = None) -> bool:
     try:
         return (session or requests).get(f"{url}/health", timeout=10).status_code == 200
@@ -138,18 +100,9 @@ def healthy(url: str, session: requests.Session | None = None) -> bool:
 # --- the clients ---
 
 
-def espeak_clips(folder: Path) -> list[bytes]:
+def espeak_clips() -> list[bytes]:
     """One WAV per sentence of SPOKEN, made with espeak-ng's Korean voice."""
-    binary = shutil.which("espeak-ng")
-    if binary is None:
-        raise SystemExit("espeak-ng is missing: apt-get install espeak-ng (packages.txt)")
-    clips = []
-    for i, sentence in enumerate(SPOKEN):
-        path = folder / f"spoken-{i}.wav"
-        subprocess.run([binary, "-v", "ko", "-s", "130", "-w", str(path), "--stdin"], input=sentence.encode(),
-                       check=True, capture_output=True)
-        clips.append(path.read_bytes())
-    return clips
+    return [espeak(sentence) for sentence in SPOKEN]
 
 
 def text_of(conversation: int, index: int) -> str:
@@ -291,23 +244,23 @@ def poll_health(client: Client, done: threading.Event, every_s: float = 0.5) -> 
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
+    """Milliseconds: p50, p95 (voiceqna.evaluation.metrics), max and how many."""
     if not values:
         return {}
-    ms = sorted(v * 1000 for v in values)
-    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
-    return {"p50": round(statistics.median(ms), 1), "p95": round(p95, 1), "max": round(ms[-1], 1), "n": len(ms)}
+    ms = [v * 1000 for v in values]
+    p = common.p50_p95(ms)
+    return {"p50": round(p["p50"], 1), "p95": round(p["p95"], 1), "max": round(max(ms), 1), "n": len(ms)}
 
 
 def run_load(url: str, conversations: int = 50, turns: int = 4, audio_every: int = 4, api_key: str = "",
              timeout_s: float = 600.0, request_timeout_s: float = 300.0, clips: list[bytes] | None = None) -> Report:
     """Drive `url` with `conversations` clients at once, then check every conversation. See the module doc."""
-    require_loopback(url)
+    common.require_loopback(url)
     if not 1 <= conversations <= MAX_CONVERSATIONS or not 1 <= turns <= MAX_TURNS:
         raise ValueError(f"Use 1–{MAX_CONVERSATIONS} conversations and 1–{MAX_TURNS} turns.")
     kinds = plan(conversations, turns, audio_every)
     if clips is None and any("audio" in k for k in kinds):
-        with tempfile.TemporaryDirectory(prefix="voiceqna-load-") as folder:
-            clips = espeak_clips(Path(folder))
+        clips = espeak_clips()
     report = Report(url, conversations, turns, audio_every)
     started = time.monotonic()
     client = Client(url, api_key, request_timeout_s, deadline=started + timeout_s)
@@ -343,54 +296,61 @@ def run_load(url: str, conversations: int = 50, turns: int = 4, audio_every: int
 
 
 def summary(report: Report) -> str:
+    """The report in Markdown: what was answered, each kind's latency, errors and the integrity check."""
     lines = [
         f"{report.conversations} conversations × {report.turns_per_conversation} turns "
-        f"(audio every {report.audio_every or '—'}) against {report.url}",
-        f"  {report.turns_ok}/{report.conversations * report.turns_per_conversation} turns answered in "
-        f"{report.wall_s:.1f} s: {report.turns_per_s:.2f} turns/s; audio turns answered {report.audio_turns_ok} "
-        f"(nothing heard in {report.audio_turns_not_heard}); not run {report.turns_not_run}",
+        f"(audio every {report.audio_every or '—'}): {report.turns_ok}/"
+        f"{report.conversations * report.turns_per_conversation} turns answered in {report.wall_s:.1f} s, "
+        f"{report.turns_per_s:.2f} turns/s; audio turns answered {report.audio_turns_ok} "
+        f"(nothing heard in {report.audio_turns_not_heard}); not run {report.turns_not_run}.",
+        "",
+        common.table(["latency", "p50", "p95", "max", "n"],
+                     [[kind, f"{p['p50'] / 1000:.2f} s", f"{p['p95'] / 1000:.2f} s", f"{p['max'] / 1000:.2f} s", p["n"]]
+                      for kind, p in report.latency_ms.items() if p]),
+        "",
+        f"Errors: {sum(report.errors.values())}" + "".join(f"; {n} × {e}" for e, n in report.errors.items()) + ".",
     ]
-    for kind, p in report.latency_ms.items():
-        if p:
-            lines.append(f"  latency {kind:5s}: p50 {p['p50']:.0f} ms, p95 {p['p95']:.0f} ms, max {p['max']:.0f} ms "
-                         f"(n={p['n']})")
-    lines.append(f"  errors: {sum(report.errors.values())}")
-    lines += [f"    {n} × {e}" for e, n in report.errors.items()]
     if report.integrity_problems:
-        lines += ["  integrity problems:"] + [f"    {p}" for p in report.integrity_problems]
+        lines += ["Integrity problems:"] + [f"- {p}" for p in report.integrity_problems]
     else:
-        lines.append("  integrity: every conversation holds exactly its turns, in order")
+        lines.append("Integrity: every conversation holds exactly its turns, in order.")
     if report.kept_after_client_gave_up:
-        lines.append(f"  turns stored whole after their client gave up waiting: {report.kept_after_client_gave_up}")
-    lines.append(f"  healthy afterwards: {report.healthy_after}")
+        lines.append(f"Turns stored whole after their client gave up waiting: {report.kept_after_client_gave_up}.")
+    lines.append(f"Healthy afterwards: {report.healthy_after}.")
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="5 conversations × 2 turns, every 3rd spoken")
     parser.add_argument("--url", help="a running server on loopback; default: start one (temporary DATA_DIR)")
     parser.add_argument("--api-key", default="")
-    parser.add_argument("--conversations", type=int, default=50)
-    parser.add_argument("--turns", type=int, default=4, help="turns per conversation")
+    parser.add_argument("--conversations", type=int, help="clients at once, one conversation each (default 50; quick 5)")
+    parser.add_argument("--turns", type=int, help="turns per conversation (default 4; quick 2)")
     parser.add_argument("--audio-every", type=int, default=4, help="every K-th turn is spoken (0: text only)")
     parser.add_argument("--timeout", type=float, default=600.0, help="no turn starts after this many seconds")
     parser.add_argument("--request-timeout", type=float, default=300.0, help="client timeout per request")
-    parser.add_argument("--json", type=Path, help="also write the report here")
-    args = parser.parse_args()
-
-    def go(url: str, api_key: str) -> Report:
-        return run_load(url, args.conversations, args.turns, args.audio_every, api_key, args.timeout,
-                        args.request_timeout)
-
+    parser.add_argument("--out", "--json", dest="out", type=Path,
+                        help="results file (default benchmarks/results/load.json)")
+    args = parser.parse_args(argv)
+    common.setup_logging()
+    head = common.header(NAME, argv, args.quick)
+    conversations = args.conversations or (5 if args.quick else 50)
+    turns = args.turns or (2 if args.quick else 4)
+    audio_every = 3 if args.quick and "--audio-every" not in argv else args.audio_every
     if args.url:
-        report = go(args.url.rstrip("/"), args.api_key)
-    else:
-        with tempfile.TemporaryDirectory(prefix="voiceqna-load-server-") as folder:
-            with own_server(Path(folder) / "data") as (url, key):
-                report = go(url, key)
-    print(summary(report))
-    if args.json:
-        args.json.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2))
+        common.require_loopback(args.url)
+    server = (nullcontext(common.Server(args.url.rstrip("/"), 0, args.api_key)) if args.url
+              else common.app_server(api_key=True))
+    with server as running:
+        report = run_load(running.url, conversations, turns, audio_every, running.api_key, args.timeout,
+                          args.request_timeout)
+    text = summary(report)
+    report_json = asdict(report)
+    report_json["url"] = "given" if args.url else "own (the app's defaults)"
+    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**report_json, "summary": text})
+    print(text)
     ok = not report.errors and not report.integrity_problems and report.healthy_after and not report.turns_not_run
     sys.exit(0 if ok else 1)
 

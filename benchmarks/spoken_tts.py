@@ -9,7 +9,7 @@ The reference for both transcripts is `spoken(text)`, the words a listener shoul
 reference characters the transcript got right (length - substitutions - deletions), which
 Whisper's repetition loops ("4,4,4,4…", pure insertions) cannot swamp the way they swamp CER.
 Each sentence is spoken at espeak-ng's default rate and at 130 words a minute (the rate
-benchmarks/latency.py uses): two runs, twice the evidence.
+the speech benchmarks use): two runs, twice the evidence.
 espeak-ng's Korean is robotic and barely intelligible to Whisper base: absolute CERs are high
 and runs vary (temperature fallback samples); compare before with after.
 """

@@ -8,9 +8,12 @@ import json
 import re
 import socket
 import subprocess
+import urllib.error
+import urllib.request
 from urllib.parse import quote, urlsplit
 
 import jiwer
+import numpy as np
 import pytest
 import requests
 from fastapi import FastAPI
@@ -18,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from tests.live_server import API_KEY, CORS_ORIGIN
 from voiceqna.api import create_api
+from voiceqna.audio import encode_wav
 from voiceqna.compose import build_service
 from voiceqna.textnorm import compact
 
@@ -237,10 +241,12 @@ def test_send_text_rejects_bad_bodies_and_keeps_the_conversation(api_url, body, 
 @pytest.mark.parametrize("conversation_id", [UNKNOWN_ID, "nope", "0123456789ABCDEF01234567", "%2E%2E"])
 @pytest.mark.parametrize("method, route", [("GET", ""), ("POST", "send/text/"), ("POST", "send/audio/"),
                                            ("POST", "reset/")])
-def test_unknown_or_malformed_id_is_404(api_url, clip, method, route, conversation_id):
+def test_unknown_or_malformed_id_is_404(api_url, method, route, conversation_id):
+    """No recording needed: an unknown id is refused before the audio is decoded (a second of tone will do)."""
     kwargs = {"json": {"message": "안녕"}} if "text" in route else {}
     if "audio" in route:
-        kwargs = {"data": clip.path.read_bytes(), "headers": {"Content-Type": "audio/wav"}}
+        tone = encode_wav((0.3 * np.sin(np.arange(16_000) / 16_000 * 2 * np.pi * 220)).astype(np.float32))
+        kwargs = {"data": tone, "headers": {"Content-Type": "audio/wav"}}
     assert_error(requests.request(method, f"{api_url}/{route}{conversation_id}", **kwargs), 404, "conversation")
 
 
@@ -402,3 +408,94 @@ def test_routes_work_mounted_under_api_as_in_the_page(settings, recognizer):
     assert client.get("/api/docs").status_code == 200 and "/api/openapi.json" in client.get("/api/docs").text
     assert "/create" in client.get("/api/openapi.json").json()["paths"]
 
+
+
+@pytest.mark.parametrize("method, path, content_type, status", [
+    ("POST", "/send/audio/{id}", "text/" + "x" * 3000, 415),
+    ("GET", "/no-such-route/" + "y" * 3000, None, 404),
+    ("GET", "/send/text/" + "z" * 3000, None, 405),
+])
+def test_errors_echo_at_most_40_characters_of_client_input(api_url, method, path, content_type, status):
+    """A Content-Type or a path the client made up is quoted in the error, cut like every other
+    echo of client input (voiceqna.errors.shown: 40 characters)."""
+    conversation_id = create(api_url, SEED_CREATE)
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = requests.request(method, f"{api_url}{path.replace('{id}', conversation_id)}", data=b"RIFF",
+                                headers=headers)
+    body = assert_error(response, status)
+    for letter in "xyz":
+        assert letter * 41 not in body["error"], body["error"]
+    assert len(body["error"]) < 400
+
+
+@pytest.mark.parametrize("route, content_type", [("send/audio/{id}", "audio/wav"), ("create", "application/json"),
+                                                 ("send/text/{id}", "application/json")])
+def test_a_client_that_writes_its_whole_body_first_gets_the_413_json(api_url, route, content_type):
+    """Python's urllib (like many simple clients) writes the whole body before it reads a byte of
+    the answer: the server must read past an over-limit body (up to a bound) before answering,
+    or the client sees a connection reset instead of the 413."""
+    conversation_id = create(api_url, SEED_CREATE)
+    request = urllib.request.Request(f"{api_url}/{route.replace('{id}', conversation_id)}",
+                                     data=bytes(12 * 1024 * 1024), headers={"Content-Type": content_type},
+                                     method="POST")  # 12 MB; the server's MAX_UPLOAD_MB is 1
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 413
+    body = json.loads(refused.value.read())
+    assert body["type"] == "AudioTooLarge" and "MAX_UPLOAD_MB" in body["error"]
+    assert conversation(api_url, conversation_id) == SEED_CONVERSATION
+
+
+def test_json_and_base64_of_large_bodies_run_off_the_event_loop(settings, recognizer, monkeypatch):
+    """Parsing a 25 MB /create body, decoding its base64, and encoding a long conversation for
+    GET take long enough to stall every other request (/health included) if they ran on the
+    event loop: each must run on a worker thread (where no event loop runs)."""
+    import asyncio
+
+    from voiceqna.api import bodies, schemas
+
+    on_loop: list[str] = []
+
+    def watched(name, function):
+        def call(*args, **kwargs):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(name)
+            except RuntimeError:  # a worker thread: no loop here
+                pass
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(bodies.json, "loads", watched("json.loads", bodies.json.loads))
+    monkeypatch.setattr(schemas.binascii, "a2b_base64", watched("a2b_base64", schemas.binascii.a2b_base64))
+    monkeypatch.setattr(schemas.binascii, "b2a_base64", watched("b2a_base64", schemas.binascii.b2a_base64))
+    client = TestClient(create_api(build_service(settings, recognizer), settings))
+    created = client.post("/create", json=SEED_CREATE)
+    assert created.status_code == 201
+    conversation_id = created.json()["id"]
+    assert client.get(f"/{conversation_id}").json() == SEED_CONVERSATION
+    sent = client.post(f"/send/text/{conversation_id}", json={"message": "안녕"})
+    assert sent.status_code == 200 and sent.json()["audio"]
+    streamed = client.post(f"/send/text/{conversation_id}/stream", json={"message": "안녕"})
+    assert streamed.status_code == 200 and "event: audio" in streamed.text and "event: done" in streamed.text
+    assert on_loop == []
+
+
+def test_get_bodies_are_byte_for_byte_what_fastapi_made():
+    """GET /<id> is assembled by hand (see schemas.messages_json): the same bytes as FastAPI's own
+    serialisation of list[MessageOut], for text that JSON must escape and audio of every size."""
+    import os
+
+    from pydantic import TypeAdapter
+
+    from voiceqna.api.schemas import B64_STEP, MessageOut, messages_json
+    from voiceqna.ports import Message
+
+    texts = ['안녕 "따옴표" \\ 역슬래시', "줄\n바꿈\t탭 \x01\x1f\x7f", "\u2028\u2029 😀 𝕳 </script>", "", "a'b"]
+    sizes = [0, 1, 2, 3, B64_STEP - 1, B64_STEP, B64_STEP + 1, 3 * B64_STEP + 2]
+    messages = [Message(("user", "assistant")[i % 2], texts[i % len(texts)], os.urandom(size))
+                for i, size in enumerate(sizes)]
+    fastapi = TypeAdapter(list[MessageOut]).dump_json(
+        [MessageOut(message=m.text, role=m.role, audio=base64.b64encode(m.audio).decode()) for m in messages])
+    assert messages_json(messages) == fastapi
+    assert messages_json([]) == b"[]"

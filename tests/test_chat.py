@@ -1,3 +1,6 @@
+import json
+from datetime import datetime
+
 import pytest
 
 from tests.fake_openai import FakeOpenAI
@@ -86,3 +89,17 @@ def test_openai_engine_times_out(fake_openai):
     engine = OpenAIChatEngine(api_key="sk-test", model="m", base_url=fake_openai.base_url, timeout_s=0.3)
     with pytest.raises(EngineUnavailable):
         engine.reply([], "안녕")
+
+
+def test_an_answer_with_literal_braces_is_answered_and_placeholders_still_filled(tmp_path):
+    """A knowledge base written by a user may hold `{` in an answer (a set, a JSON snippet, an
+    emoticon); the answer must come out as written, with only {time}, {date}, {weekday} filled."""
+    kb = tmp_path / "kb.json"
+    kb.write_text(json.dumps([
+        {"questions": ["집합 기호 알려 줘"], "answer": "집합은 {1, 2, 3}처럼 써요. {오늘}은 {weekday}이에요."},
+        {"questions": ["중괄호 하나"], "answer": "여는 괄호는 { 이고 닫는 괄호는 } 예요."},
+    ], ensure_ascii=False), encoding="utf-8")
+    engine = OfflineChatEngine(KnowledgeBase.load(kb))
+    weekday = "월화수목금토일"[datetime.now().weekday()] + "요일"
+    assert engine.reply([], "집합 기호 알려 줘") == f"집합은 {{1, 2, 3}}처럼 써요. {{오늘}}은 {weekday}이에요."
+    assert engine.reply([], "중괄호 하나") == "여는 괄호는 { 이고 닫는 괄호는 } 예요."

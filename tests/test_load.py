@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import requests
@@ -94,9 +95,16 @@ def create(url: str) -> str:
     return response.json()["id"]
 
 
-def test_spoken_turns_beyond_the_queue_get_503_with_retry_after_fake_slow_chat(small_server, fake, korean_wav):
+LONG_QUESTION = "안녕하세요, 오늘 서울의 날씨가 어떤지 그리고 내일은 비가 올지 자세히 알려 주시겠어요?"
+"""About six seconds of espeak-ng speech: each recognition keeps its place at the gate a while."""
+
+
+def test_spoken_turns_beyond_the_queue_get_503_with_retry_after(small_server, korean_wav):
+    """Eight spoken turns arrive at once; the gate has 3 places (2 recognised at a time, 1
+    waiting) and a place is held while a recording is recognised (not while its answer is
+    written), so the turns that arrive while three recognitions are under way get 503."""
     url, _ = small_server
-    clip = korean_wav("고마워요").read_bytes()
+    clip = korean_wav(LONG_QUESTION).read_bytes()
     ids = [create(url) for _ in range(8)]
     start = threading.Barrier(len(ids))
     answers: dict[str, requests.Response] = {}
@@ -106,15 +114,11 @@ def test_spoken_turns_beyond_the_queue_get_503_with_retry_after_fake_slow_chat(s
         answers[conversation_id] = requests.post(f"{url}/send/audio/{conversation_id}", data=clip,
                                                  headers={"Content-Type": "audio/wav"}, timeout=300)
 
-    fake.delay_s = 3.0  # every admitted turn holds its place for at least 3 s
-    try:
-        threads = [threading.Thread(target=speak, args=(i,)) for i in ids]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        fake.delay_s = 0.0
+    threads = [threading.Thread(target=speak, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     statuses = sorted(r.status_code for r in answers.values())
     assert set(statuses) <= {200, 503} and 503 in statuses and 200 in statuses, statuses
     for conversation_id, response in answers.items():
@@ -129,6 +133,80 @@ def test_spoken_turns_beyond_the_queue_get_503_with_retry_after_fake_slow_chat(s
     # the queue drains: a client that retries is answered
     retry = requests.post(f"{url}/send/audio/{ids[0]}", data=clip, headers={"Content-Type": "audio/wav"}, timeout=300)
     assert retry.status_code == 200, retry.text
+
+
+def test_slow_uploads_hold_no_place_at_the_gate(small_server, korean_wav):
+    """67 clients trickle their recordings in (a few bytes a second): while they do, a spoken
+    turn that has arrived whole is admitted and answered — the gate (3 places here) counts
+    recognitions, not uploads."""
+    url, data_dir = small_server
+    conversation_id = create(url)
+    host, port = url.removeprefix("http://").split(":")
+    head = (f"POST /send/audio/{conversation_id} HTTP/1.1\r\nHost: test\r\nContent-Type: audio/wav\r\n"
+            f"Content-Length: 100000\r\n\r\nRIFF").encode()
+    tricklers = []
+    for _ in range(67):
+        sock = socket.create_connection((host, int(port)), timeout=120)
+        sock.sendall(head)
+        tricklers.append(sock)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.wait(0.5):
+            for sock in tricklers:
+                try:
+                    sock.send(b"\x00")
+                except OSError:
+                    pass
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        answer = requests.post(f"{url}/send/audio/{conversation_id}", data=korean_wav("고마워요").read_bytes(),
+                               headers={"Content-Type": "audio/wav"}, timeout=120)
+        assert answer.status_code == 200, answer.text
+        # The uploads were still coming in all along: none has been answered (or cut off) yet.
+        assert select.select(tricklers, [], [], 0)[0] == [], "a trickling upload ended before the spoken turn"
+    finally:
+        stop.set()
+        for sock in tricklers:
+            sock.close()
+    assert len(requests.get(f"{url}/{conversation_id}", timeout=30).json()) == 2 + 2 * answer.json()["stored"]
+
+
+def test_a_slow_chat_engine_holds_no_place_at_the_gate_fake_openai_server(small_server, fake, korean_wav):
+    """Three spoken turns are recognised and then wait for a chat engine that does not answer:
+    a fourth is still admitted (the gate has 3 places), recognised, and answered in its turn."""
+    url, _ = small_server
+    clip = korean_wav("고마워요").read_bytes()
+    ids = [create(url) for _ in range(4)]
+    answers: dict[str, requests.Response] = {}
+    asked = len(fake.requests)
+
+    def speak(conversation_id: str) -> None:
+        answers[conversation_id] = requests.post(f"{url}/send/audio/{conversation_id}", data=clip,
+                                                 headers={"Content-Type": "audio/wav"}, timeout=300)
+
+    def wait_for_chat_requests(count: int) -> None:
+        deadline = time.monotonic() + 120  # a deadline for something that must happen, not a timing check
+        while len(fake.requests) - asked < count and len(answers) < 4:
+            assert time.monotonic() < deadline, f"{count} turns never reached the chat engine"
+            time.sleep(0.05)
+
+    fake.hold = threading.Event()
+    threads = [threading.Thread(target=speak, args=(i,)) for i in ids]
+    try:
+        for t in threads[:3]:
+            t.start()
+        wait_for_chat_requests(3)  # three recognised turns, all waiting for the chat engine
+        threads[3].start()
+        wait_for_chat_requests(4)  # the fourth got past the gate and the recognizer too
+        assert not answers, {i: r.text for i, r in answers.items()}  # nobody was turned away meanwhile
+    finally:
+        fake.hold.set()
+        for t in threads:
+            t.join()
+        fake.hold = None
+    assert sorted(r.status_code for r in answers.values()) == [200] * 4
 
 
 def read_response(sock: socket.socket) -> tuple[int, dict]:

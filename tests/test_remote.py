@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import inspect
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.live_server import API_KEY, free_port
-from voiceqna.errors import AudioTooLarge, BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, NotFound, Unauthorized
+from voiceqna.errors import (AudioTooLarge, BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, NotFound, Unauthorized,
+                             VoiceQnAError)
+from voiceqna.page.handlers import AudioFiles, PageHandlers
 from voiceqna.remote import RemoteService
-from voiceqna.service import ChatService, EngineInfo, Message, TurnResult
+from voiceqna.ports import EngineInfo, Message, TurnResult
+from voiceqna.service import ChatService
 from voiceqna.textnorm import compact
 
 CLIP = "sub100100a00000.wav"  # 2.7 s: "저 식당 음식이 정말 맛있나 봐요."
@@ -92,3 +97,86 @@ def test_remote_has_the_chat_service_interface():
         assert list(local.parameters) == list(remote.parameters), name
         assert [p.default for p in local.parameters.values()] == [p.default for p in remote.parameters.values()]
     assert isinstance(ChatService.info, property) and isinstance(RemoteService.info, property)
+
+
+class NotThisAppsApi:
+    """A real HTTP server on loopback that is not this app's API (what a wrong API_URL reaches):
+    every request gets 200 and a JSON object this app never sends."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                body = b'{"ok": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/private-gateway-7f3a"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("where", ["wrong-api", "nothing-listens"])
+def test_remote_errors_never_show_api_url_on_the_page(where, tmp_path):
+    """API_URL is the operator's secret address: neither the page's status line and warning nor
+    any RemoteService error shows it (host, port or path), whatever is at that address."""
+    wrong = NotThisAppsApi() if where == "wrong-api" else None
+    url = wrong.url if wrong else f"http://127.0.0.1:{free_port()}/private-gateway-7f3a"
+    secrets = (url, url.split("//")[1].split("/")[0], "private-gateway-7f3a")
+    remote = RemoteService(url, timeout_s=5)
+    handlers = PageHandlers(remote, AudioFiles(tmp_path / "audio"))
+    cid = "0123456789abcdef01234567"
+    try:
+        shown = [handlers.engine_info()]
+        for update in (handlers.new_conversation(), handlers.open_conversation(cid, [], ""),
+                       handlers.ask_text(cid, [], "안녕"), handlers.ask_audio(cid, [], str(tmp_path / "none.wav"))):
+            shown += [update.status, update.error]
+            assert update.error  # each action failed, and said so
+        for call in (lambda: remote.stream_text(cid, "안녕").result(), lambda: remote.stream_audio(cid, b"RIFF").result(),
+                     lambda: remote.send_audio(cid, b"RIFF")):
+            with pytest.raises(VoiceQnAError) as raised:
+                call()
+            shown.append(str(raised.value))
+        for text in shown:
+            assert not any(secret in text for secret in secrets), text
+    finally:
+        remote.close()
+        if wrong:
+            wrong.close()
+
+
+def test_one_remote_service_shared_by_many_threads(api_url):
+    """The page calls one RemoteService from Gradio's worker threads at once: every call gets its
+    own answer, and every conversation exactly its own turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    remote = RemoteService(api_url)
+
+    def client(n: int) -> tuple[str, list[str]]:
+        conversation_id = remote.create([Message("user", f"시작 {n}")])
+        asked = [f"질문 {n}-{i}" for i in range(3)]
+        for question in asked:
+            assert remote.send_text(conversation_id, question).transcript == question
+        return conversation_id, asked
+
+    try:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            results = list(pool.map(client, range(12)))
+        for n, (conversation_id, asked) in enumerate(results):
+            messages = remote.get(conversation_id)
+            assert len(messages) == 1 + 2 * len(asked)
+            assert [m.text for m in messages if m.role == "user"] == [f"시작 {n}"] + asked
+    finally:
+        remote.close()

@@ -190,3 +190,27 @@ def test_processes_writing_one_sqlite_file_keep_every_turn_whole(tmp_path):
         assert [q.text for q, _ in pairs if q.text.startswith(f"{k}-")] == [f"{k}-{n}" for n in range(200)]
     with closing(sqlite3.connect(path)) as db:  # WAL is kept in the file: readers never block the writer
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_retry_that_reaches_the_other_replica_stores_nothing_new(replicas):
+    """A phone retries (same Idempotency-Key) and the load balancer sends the retry elsewhere;
+    then a burst of retries hits both replicas at once: one turn per key, one answer for all."""
+    a, b = replicas
+    conversation_id = requests.post(f"{a.url}/create", json={}, timeout=30).json()["id"]
+
+    def send(replica: Replica, key: str, text: str) -> dict:
+        response = requests.post(f"{replica.url}/send/text/{conversation_id}", json={"message": text},
+                                 headers={"Idempotency-Key": key}, timeout=120)
+        assert response.status_code == 200, (response.text, replica.log.read_text()[-2000:])
+        return response.json()
+
+    first = send(a, "retry-1", "안녕하세요")
+    again = send(b, "retry-1", "안녕하세요")
+    assert again["repeated"] and (again["text"], again["audio"]) == (first["text"], first["audio"])
+    assert assert_whole_turns(b.conversation(conversation_id)) == ["안녕하세요"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        burst = list(pool.map(lambda k: send((a, b)[k % 2], "retry-2", "지금 몇 시예요?"), range(8)))
+    assert sorted(r["repeated"] for r in burst) == [False] + [True] * 7
+    assert len({(r["text"], r["audio"]) for r in burst}) == 1
+    assert assert_whole_turns(a.conversation(conversation_id)) == ["안녕하세요", "지금 몇 시예요?"]

@@ -6,16 +6,21 @@ from __future__ import annotations
 import base64
 import os
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
 from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketDenialResponse
+from starlette.websockets import WebSocket
 
 from app import build_app
 from tests.conftest import make_settings
 from tests.live_server import live_api
+from voiceqna.api import create_api
 from voiceqna.compose import build_service
+from voiceqna.engines.store_sqlite import SQLiteStore
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.ports import ID_PATTERN, new_id
 
@@ -73,9 +78,11 @@ def test_the_page_and_its_own_api_need_the_key_too(tmp_path, recognizer):
     assert client.get("/").status_code == 200  # the login form
     for method, path in [("GET", "/config"), ("GET", "/gradio_api/info"), ("POST", "/gradio_api/queue/join"),
                          ("POST", "/gradio_api/upload"), ("GET", "/gradio_api/file=/etc/hostname"),
-                         ("GET", "/api/info"), ("POST", "/api/create"), ("GET", "/api/docs"),
-                         ("GET", "/openapi.json"), ("GET", "/docs")]:
-        assert client.request(method, path, json={"data": ["a"]}).status_code in (401, 404), (method, path)
+                         ("GET", "/api/info"), ("POST", "/api/create"), ("GET", "/api/docs")]:
+        assert client.request(method, path, json={"data": ["a"]}).status_code == 401, (method, path)
+    for path in ("/openapi.json", "/docs", "/redoc"):  # the root app's own docs are off, key or not
+        assert client.get(path).status_code == 404, path
+        assert client.get(path, headers={"X-API-Key": KEY}).status_code == 404, path
     assert client.get("/api/health").status_code == 200
     assert client.post("/login", data={"username": "me", "password": "wrong"}).status_code != 200
     assert client.get("/config").status_code == 401
@@ -123,3 +130,27 @@ def test_uploaded_audio_never_lands_in_a_path_from_the_client(server, korean_wav
         assert not [n for n in names_under(folder) if marker in n], folder
     assert set(names_under(data_dir)) <= {"conversations.sqlite3", "conversations.sqlite3-wal",
                                           "conversations.sqlite3-shm"}
+
+
+def test_websockets_need_the_key_too(settings):
+    """The key guards every kind of connection, not only HTTP requests: a WebSocket route (one a
+    later version or a mounted app may add) is refused without the key and opens with it."""
+    locked = replace(settings, api_key=KEY)
+    api = create_api(SQLiteStore(settings.sqlite_path), locked)  # the store alone is enough: no turn runs
+
+    @api.websocket("/echo")
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    client = TestClient(api)
+    for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
+        with pytest.raises(WebSocketDenialResponse) as refused:  # an HTTP 401 instead of the handshake
+            with client.websocket_connect("/echo", headers=headers) as socket:
+                socket.send_text("hello")
+                socket.receive_text()
+        assert refused.value.status_code == 401 and refused.value.json()["type"] == "Unauthorized"
+    with client.websocket_connect("/echo", headers={"X-API-Key": KEY}) as socket:
+        socket.send_text("hello")
+        assert socket.receive_text() == "hello"

@@ -16,15 +16,16 @@ import pytest
 
 from voiceqna.errors import AudioTooLarge, NotFound
 from voiceqna.engines.store_sqlite import SQLiteStore
-from voiceqna.ports import ID_PATTERN, ConversationStore, Message, new_id
+from voiceqna.ports import ID_PATTERN, ConversationStore, Message, StoredTurn, TurnKey, new_id
 
 AUDIO = bytes(range(256)) * 4  # every byte value, NULs included
 
 
 @dataclass
 class Backend:
-    open: Callable[[], ConversationStore]
-    """A new store object over the same file or database (a restart, or a second replica)."""
+    open: Callable[..., ConversationStore]
+    """A new store object over the same file or database (a restart, or a second replica);
+    keyword arguments go to the store (key_ttl_s)."""
     poison: list[Message]
     """A turn whose *second* message cannot be stored."""
     poison_error: type[Exception]
@@ -34,7 +35,7 @@ def sqlite_backend(tmp_path, request) -> Backend:
     path = tmp_path / "conversations.sqlite3"
     # A text that is not a string: the first row is inserted, the second fails mid-transaction.
     poison = [Message("user", "첫 번째"), Message("assistant", object())]  # type: ignore[arg-type]
-    return Backend(lambda: SQLiteStore(path), poison, sqlite3.Error)
+    return Backend(lambda **options: SQLiteStore(path, **options), poison, sqlite3.Error)
 
 
 def _mongo_poison() -> list[Message]:
@@ -47,7 +48,7 @@ def fake_pymongo_backend(tmp_path, request) -> Backend:
     from voiceqna.engines.store_mongo import MongoStore
 
     client = mongomock.MongoClient()  # one in-process fake server shared by every store object
-    return Backend(lambda: MongoStore("mongodb://fake-pymongo", "voiceqna", "chats", client=client),
+    return Backend(lambda **options: MongoStore("mongodb://fake-pymongo", "voiceqna", "chats", client=client, **options),
                    _mongo_poison(), AudioTooLarge)
 
 
@@ -60,8 +61,8 @@ def real_mongodb_backend(tmp_path, request) -> Backend:
     database = f"voiceqna_test_{uuid.uuid4().hex[:12]}"
     stores: list[MongoStore] = []
 
-    def open_store() -> MongoStore:
-        stores.append(MongoStore(uri, database, "chats"))
+    def open_store(**options) -> MongoStore:
+        stores.append(MongoStore(uri, database, "chats", **options))
         return stores[-1]
 
     def drop() -> None:
@@ -230,6 +231,99 @@ def test_concurrent_appends_keep_each_turn_whole(backend):
         for k in range(threads):  # and each thread's turns are in the order it sent them
             mine = [q.text for q, _ in pairs if q.text.startswith(f"질문 {k}-")]
             assert mine == [f"질문 {k}-{n}" for n in range(turns_each)]
+    finally:
+        for s in stores:
+            s.close()
+
+
+# --- idempotency keys: a retried turn is stored once ---
+
+
+def stored(tag: str, fingerprint: str = "f", audio_error: str = "") -> StoredTurn:
+    """What turn(tag) looks like when it comes back under its key."""
+    question, answer = turn(tag)
+    return StoredTurn(fingerprint, question.text, answer.text, answer.audio, audio_error)
+
+
+def test_a_turn_under_a_key_is_stored_once_and_given_back(store):
+    conversation_id = store.create()
+    assert store.turn(conversation_id, "k-1") is None
+    assert store.append(conversation_id, turn("0"), TurnKey("k-1", "f", "no speech")) is None
+    # The repeat (with whatever answer a second run made) writes nothing and gets the first one.
+    assert store.append(conversation_id, turn("1"), TurnKey("k-1", "f")) == stored("0", audio_error="no speech")
+    assert store.turn(conversation_id, "k-1") == stored("0", audio_error="no speech")
+    assert store.messages(conversation_id) == turn("0")
+    store.append(conversation_id, turn("2"), TurnKey("k-2", "g"))  # another key is another turn
+    store.append(conversation_id, turn("3"))  # and no key is always a new turn
+    assert store.messages(conversation_id) == turn("0") + turn("2") + turn("3")
+    assert store.turn(conversation_id, "k-2") == stored("2", "g")
+
+
+def test_keys_belong_to_one_conversation(store):
+    first, second = store.create(), store.create()
+    store.append(first, turn("a"), TurnKey("same", "f"))
+    assert store.turn(second, "same") is None
+    assert store.append(second, turn("b"), TurnKey("same", "f")) is None
+    assert store.messages(first) == turn("a") and store.messages(second) == turn("b")
+
+
+def test_a_reset_forgets_the_keys_with_the_turns(store):
+    conversation_id = store.create()
+    store.append(conversation_id, turn("0"), TurnKey("k", "f"))
+    store.reset(conversation_id)
+    assert store.turn(conversation_id, "k") is None
+    assert store.append(conversation_id, turn("1"), TurnKey("k", "f")) is None
+    assert store.messages(conversation_id) == turn("1")
+
+
+def test_a_key_is_remembered_for_its_time_to_live_only(backend):
+    store = backend.open(key_ttl_s=1.0)
+    try:
+        conversation_id = store.create()
+        store.append(conversation_id, turn("0"), TurnKey("k", "f"))
+        assert store.turn(conversation_id, "k") == stored("0")
+        time.sleep(1.2)  # waiting out the time to live, not timing anything
+        assert store.turn(conversation_id, "k") is None
+        assert store.append(conversation_id, turn("1"), TurnKey("k", "f")) is None  # a new turn
+        assert store.messages(conversation_id) == turn("0") + turn("1")
+        assert store.turn(conversation_id, "k") == stored("1")
+    finally:
+        store.close()
+
+
+def test_keys_of_unknown_conversations_are_not_found(store):
+    with pytest.raises(NotFound):
+        store.turn(new_id(), "k")
+    with pytest.raises(NotFound):
+        store.append(new_id(), turn("x"), TurnKey("k", "f"))
+
+
+def test_concurrent_repeats_on_two_replicas_store_one_turn(backend):
+    """Eight retries of one request race through two store objects (two replicas): exactly one
+    is stored, and every other gets that one back."""
+    stores = [backend.open() for _ in range(2)]
+    conversation_id = stores[0].create()
+    start = threading.Barrier(8)
+    answers: dict[int, object] = {}
+
+    def retry(k: int) -> None:
+        start.wait()
+        try:
+            answers[k] = stores[k % 2].append(conversation_id, turn(f"try {k}"), TurnKey("one-key", "f"))
+        except BaseException as exc:  # reported below, not lost in the thread
+            answers[k] = exc
+
+    workers = [threading.Thread(target=retry, args=(k,)) for k in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    try:
+        kept = stores[1].messages(conversation_id)
+        assert len(kept) == 2, kept
+        (winner,) = [k for k, answer in answers.items() if answer is None]
+        assert kept == turn(f"try {winner}")
+        assert all(answer == stored(f"try {winner}") for k, answer in answers.items() if k != winner), answers
     finally:
         for s in stores:
             s.close()

@@ -78,7 +78,7 @@ def test_fake_pymongo_a_turn_and_a_reset_are_one_update_each(store):
     assert [m["text"] for m in writes[0][1][1]["$push"]["messages"]["$each"]] == ["질문", "답변"]
     recorder.calls.clear()
     store.reset(conversation_id)
-    assert [(name, args[1]) for name, args in recorder.calls] == [("update_one", {"$set": {"messages": [], "size": 0}})]
+    assert [(name, args[1]) for name, args in recorder.calls] == [("update_one", {"$set": {"messages": [], "turns": [], "size": 0}})]
 
 
 def test_fake_pymongo_full_conversation_refuses_a_turn_whole_until_reset(store):
@@ -171,3 +171,29 @@ def test_missing_pymongo_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pymongo.errors", None)
     with pytest.raises(EngineUnavailable, match="pip install"):
         MongoStore("mongodb://localhost:27017")
+
+
+def test_server_lost_at_run_time_is_503_without_its_address_fake_pymongo(tmp_path):
+    """The store started (on the fake), then its server went away: the REST answer says 503 and
+    what to do, but never the server's host:port (that goes to the log only)."""
+    from fastapi.testclient import TestClient
+
+    from voiceqna.api import create_api
+    from voiceqna.service import ChatService
+
+    store = MongoStore("mongodb://fake-pymongo", "voiceqna", "chats", client=mongomock.MongoClient())
+    conversation_id = store.create([Message("user", "처음")])
+    port = closed_port()
+    gone = pymongo.MongoClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=300, connectTimeoutMS=300)
+    store.collection = gone["voiceqna"]["chats"]  # the real pymongo, against a port where nothing listens
+    try:
+        client = TestClient(create_api(ChatService(None, None, None, store), make_settings(tmp_path)))
+        for response in (client.get(f"/{conversation_id}"), client.post("/create", json={}),
+                         client.post(f"/send/text/{conversation_id}", json={"message": "안녕"}),
+                         client.post(f"/reset/{conversation_id}")):
+            assert response.status_code == 503, response.text
+            body = response.json()
+            assert body["type"] == "EngineUnavailable" and "MONGODB_URI" in body["error"]
+            assert str(port) not in response.text and "127.0.0.1" not in response.text, body["error"]
+    finally:
+        gone.close()

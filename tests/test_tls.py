@@ -98,3 +98,23 @@ def test_your_own_certificate_is_used_as_given(tmp_path):
 def test_wrong_certificate_options_say_what_to_fix(tmp_path, certfile, keyfile, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         ensure_certificate(tmp_path, str(tmp_path / certfile), keyfile and str(tmp_path / keyfile))
+
+
+def test_a_planted_symlink_does_not_receive_the_private_key(tmp_path):
+    """Another local user who can write the data folder plants symlinks where the key's
+    temporary file used to go (a name made of the process id): the key must not be written
+    through them, and the target must stay as it was."""
+    import os
+
+    target = tmp_path / "attacker-owned.txt"
+    target.write_text("untouched")
+    folder = tmp_path / "data" / "tls"
+    folder.mkdir(parents=True)
+    for name in ("selfsigned-key.pem", "selfsigned-cert.pem"):
+        (folder / f".{name}.{os.getpid()}.tmp").symlink_to(target)
+
+    cert, key = ensure_certificate(tmp_path / "data", None, None)
+
+    assert target.read_text() == "untouched"
+    assert not key.is_symlink() and b"PRIVATE KEY" in key.read_bytes()
+    assert key.stat().st_mode & 0o077 == 0

@@ -1,5 +1,6 @@
 """The page in a real browser: Debian's Chromium driven by Playwright, its fake microphone fed
-from a real Korean recording, against the real `python app.py` on loopback.
+from a real Korean recording, against the real `python app.py` on loopback. The answer is heard
+through the page's audio queue (assets/player.js), whose log says when each sentence played.
 
 `lan.test` is mapped to 127.0.0.1 inside Chromium (--host-resolver-rules): to the browser it is
 another machine on the LAN, so plain HTTP there is not a secure context and the microphone is
@@ -24,6 +25,7 @@ import pytest
 import requests
 import urllib3
 
+from tests.fake_openai import FakeOpenAI
 from tests.live_server import running_app
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.textnorm import compact
@@ -146,6 +148,28 @@ def wav_seconds(data: bytes) -> float:
         return clip.getnframes() / clip.getframerate()
 
 
+def pcm(data: bytes) -> bytes:
+    with wave.open(io.BytesIO(data), "rb") as clip:
+        return clip.readframes(clip.getnframes())
+
+
+def played_turn(page) -> dict:
+    """Wait until the page's audio queue has played the whole answer of the last turn; its log."""
+    page.wait_for_function(
+        "() => { const p = window.voiceqnaPlayer, log = p && p.log;"
+        " return log && log.final && log.clips.length > 0 && p.sources.length === 0"
+        " && log.clips.every(c => c.until !== null && c.until <= p.context.currentTime); }"
+    )
+    return page.evaluate("window.voiceqnaPlayer.log")
+
+
+def assert_back_to_back(clips: list[dict]) -> None:
+    """Sentences played in order, each after the one before had ended (on the audio clock)."""
+    assert [c["index"] for c in clips] == list(range(len(clips)))
+    for before, after in zip(clips, clips[1:]):
+        assert after["at"] >= before["until"] - 1e-9, (before, after)
+
+
 def conversation(url: str, conversation_id: str, verify: bool | Path = True) -> list[dict]:
     """The conversation as the REST API gives it (what is really stored)."""
     response = requests.get(f"{url}/api/{conversation_id}", timeout=30, verify=verify)
@@ -172,22 +196,24 @@ def spoken_turn(open_page, url: str, clip, browser_host="127.0.0.1", verify: boo
     stored = conversation(url, conversation_id, verify)
     assert [(m["role"], m["message"]) for m in stored] == [("user", said), ("assistant", answer)]
 
-    # The answer is spoken at once (autoplay) and its bubble has a player that plays it again.
-    # (Gradio's labels follow the browser's language, ko-KR here: watch the clock, not the words.)
-    page.wait_for_function("() => !['', '0:00'].includes(document.querySelector('#answer-audio #time')?.innerText)")
+    # The answer is heard at once, sentence by sentence, back to back: exactly the stored answer.
+    log = played_turn(page)
+    assert_back_to_back(log["clips"])
     answer_wav = base64.b64decode(stored[1]["audio"])
-    # Among the WAVs the browser fetched (the recording too) is exactly the stored answer.
-    fetched = {u.replace(browser_host, "127.0.0.1") for u, status, kind in served
-               if status in (200, 206) and kind == "audio/wav"}
-    assert answer_wav in [requests.get(u, timeout=30, verify=verify).content for u in fetched], served
+    clips = [requests.get(c["url"].replace(browser_host, "127.0.0.1"), timeout=30, verify=verify).content
+             for c in log["clips"]]
+    assert b"".join(pcm(c) for c in clips) == pcm(answer_wav)
     assert wav_seconds(answer_wav) > 1.0
+    assert all(kind == "audio/wav" for u, status, kind in served if "file=" in u and status in (200, 206)), served
+    # Its bubble has a player that plays it again.
     player = page.query_selector("#chat .message.bot button.play-btn")
     idle_label = player.get_attribute("aria-label")
     player.click()
     page.wait_for_function("([b, idle]) => b.getAttribute('aria-label') !== idle", arg=[player, idle_label])
 
     timings = page.inner_text("#timings")  # each stage of this turn took a measured time
-    for stage in ("오디오 변환 (decode)", "음성 인식 (Whisper)", "음성 합성 (TTS)", "전체 (total)"):
+    for stage in ("오디오 변환 (decode)", "음성 인식 (Whisper)", "음성 합성 (TTS)", "전체 (total)",
+                  "첫 음성까지 (to first audio)"):
         assert re.search(rf"{re.escape(stage)}\s+\d+(\.\d+)? m?s\b", timings), timings
     if screenshot:
         OUTPUT.mkdir(exist_ok=True)
@@ -319,3 +345,88 @@ def test_remote_mode_page_talks_to_the_api_server(open_page, api_url, tmp_path):
     assert "서울" in requests.get(f"{api_url}/{conversation_id}", timeout=30).json()[1]["message"]
     assert not (tmp_path / "data" / "conversations.sqlite3").exists()
 
+
+
+def test_the_footer_shows_the_pages_public_api(open_page, page_url):
+    page = open_page(page_url)
+    page.click("footer .show-api")
+    page.wait_for_selector("text=/ask_audio")
+    shown = page.inner_text("body")
+    assert all(name in shown for name in ("/ask_text", "/ask_audio", "/transcribe"))
+    assert "/busy" not in shown and "/idle" not in shown
+
+
+# --- streaming: a chat engine that writes at a realistic pace ---
+
+SENTENCES = ("서울은 대한민국의 수도이면서 인구가 가장 많은 큰 도시예요.", "한강이 도시 한가운데를 흐르고 북한산과 남산이 둘러싸고 있어요.",
+             "봄에는 벚꽃이 피고 가을에는 단풍이 아름다워서 여행하기 좋아요.")
+# When each sentence's text first shows in the newest answer bubble (performance.now() ms).
+WATCH_WRITING = """(sentences) => {
+  window.seen = {};
+  new MutationObserver(() => {
+    const bubbles = document.querySelectorAll('#chat .message.bot');
+    const text = bubbles.length ? bubbles[bubbles.length - 1].innerText : '';
+    sentences.forEach((s, i) => { if (!(i in window.seen) && text.includes(s)) window.seen[i] = performance.now(); });
+  }).observe(document.querySelector('#chat'), {childList: true, subtree: true, characterData: true});
+}"""
+
+
+@pytest.fixture(scope="module")
+def streaming_page_url(tmp_path_factory) -> Iterator[str]:
+    """The page whose chat engine is a FAKE OpenAI-compatible server (OpenAI cannot be reached
+    here) writing three sentences at a realistic pace: first token after 0.4 s, 15 tokens a second."""
+    fake = FakeOpenAI(answer=" ".join(SENTENCES), first_token_s=0.4, tokens_per_s=15)
+    try:
+        with live_page(tmp_path_factory.mktemp("page-streaming") / "data", chat_engine="openai",
+                       openai_api_key="sk-test", openai_base_url=fake.base_url) as url:
+            yield url
+    finally:
+        fake.close()
+
+
+def test_answer_is_written_and_heard_sentence_by_sentence_fake_openai_server(open_page, streaming_page_url):
+    page = open_page(streaming_page_url)
+    page.evaluate(WATCH_WRITING, list(SENTENCES))
+    page.fill("#question-text textarea", "서울에 대해 알려 줘")
+    page.keyboard.press("Enter")
+
+    assert "✅" in wait_for_turn(page)
+    log = played_turn(page)
+    seen = page.evaluate("window.seen")
+
+    # The text appears sentence by sentence, and the first is heard before the last is written.
+    assert seen["0"] < seen["1"] < seen["2"]
+    assert log["clips"][0]["start"] < seen["2"]
+    # Each sentence is heard once, in order, back to back (never two at once).
+    assert len(log["clips"]) == len(SENTENCES) and not log["stopped"]
+    assert_back_to_back(log["clips"])
+    assert page.evaluate("window.voiceqnaPlayer.played()") == len(SENTENCES)
+    # What was heard and shown is what was stored.
+    conversation_id = page.input_value("#conversation-id textarea, #conversation-id input")
+    stored = conversation(streaming_page_url, conversation_id)
+    assert [m["message"] for m in stored] == ["서울에 대해 알려 줘", " ".join(SENTENCES)]
+    assert bubbles(page, "bot") == [" ".join(SENTENCES)]
+    clips = [requests.get(c["url"], timeout=30).content for c in log["clips"]]
+    assert b"".join(pcm(c) for c in clips) == pcm(base64.b64decode(stored[1]["audio"]))
+    timings = page.inner_text("#timings")
+    for moment in ("첫 토큰까지 (to first token)", "첫 음성까지 (to first audio)"):
+        assert re.search(rf"{re.escape(moment)}\s+\d+(\.\d+)? m?s\b", timings), timings
+
+
+def test_stop_silences_the_answer_at_once_and_it_is_still_stored_whole_fake_openai_server(open_page,
+                                                                                          streaming_page_url):
+    page = open_page(streaming_page_url)
+    page.fill("#question-text textarea", "서울에 대해 알려 줘")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => window.voiceqnaPlayer.played() === 1")  # the first sentence is playing
+
+    page.click("#answer-player .answer-player-stop")
+
+    assert page.evaluate("window.voiceqnaPlayer.sources.length") == 0
+    assert "✅" in wait_for_turn(page)  # the answer goes on being written, and is not heard
+    log = page.evaluate("window.voiceqnaPlayer.log")
+    assert log["stopped"] and len(log["clips"]) == len(SENTENCES)
+    assert page.evaluate("window.voiceqnaPlayer.played()") == 1
+    assert page.get_attribute("#answer-player [data-state]", "data-state") == "stopped"
+    conversation_id = page.input_value("#conversation-id textarea, #conversation-id input")
+    assert conversation(streaming_page_url, conversation_id)[1]["message"] == " ".join(SENTENCES)

@@ -1,16 +1,19 @@
 """The page's actions without a browser: the real service (Whisper base, offline chat,
-espeak-ng, a SQLite file), real Korean recordings, and what a user would see."""
+espeak-ng, a SQLite file), real Korean recordings, and what a user would see, whole turns and
+streamed ones (one page update after each event of the turn)."""
 
 from __future__ import annotations
 
+import time
 import wave
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_settings
+from tests.fake_openai import FakeOpenAI
 from voiceqna.compose import build_service
-from voiceqna.service import Timings
+from voiceqna.ports import Timings
 from voiceqna.ports import Message
 from voiceqna.textnorm import compact
 from voiceqna.page.handlers import AudioFiles, PageHandlers, audio_suffix, format_timings
@@ -160,9 +163,10 @@ def test_new_conversation_has_a_fresh_id(handlers, service):
     assert service.get(second.conversation_id) == [] and second.chat == []
 
 
-def test_engine_info_names_the_model_device_and_engines(handlers):
+def test_engine_info_names_the_model_device_and_engines(handlers, recognizer):
     info = handlers.engine_info()
-    assert "Whisper base (cpu, int8)" in info
+    # The device and compute type this machine really runs (cpu, int8 here; cuda, float16 on a GPU).
+    assert f"Whisper base ({recognizer.device}, {recognizer.compute_type})" in info
     assert "offline knowledge base" in info and "espeak-ng (ko)" in info and "SQLite" in info
 
 
@@ -192,3 +196,121 @@ def test_audio_files_unused_for_an_hour_are_removed(tmp_path, korean_wav):
     os.utime(old, (old.stat().st_atime - 7200, old.stat().st_mtime - 7200))
     files.save(Path(korean_wav("둘")).read_bytes())
     assert not old.exists()
+
+
+def test_answer_audio_goes_to_a_private_folder_of_this_process(korean_wav):
+    """Not a fixed /tmp name where another local user could plant files under the names the
+    page will serve: a fresh folder only this user can enter, one per AudioFiles."""
+    import stat
+    import tempfile
+
+    planted = Path(tempfile.gettempdir()) / "voiceqna-page-audio"
+    wav = Path(korean_wav("네")).read_bytes()
+    one, two = AudioFiles(), AudioFiles()
+    path = Path(one.save(wav))
+    assert path.parent == one.folder != planted and one.folder != two.folder
+    assert stat.S_IMODE(one.folder.stat().st_mode) == 0o700
+    assert path.read_bytes() == wav
+
+
+# --- streamed turns: what the page shows after each event ---
+
+THREE_SENTENCES = ("서울은 대한민국의 수도이면서 인구가 가장 많은 큰 도시예요. 한강이 도시 한가운데를 흐르고 북한산과 남산이 "
+                   "둘러싸고 있어요. 봄에는 벚꽃이 피고 가을에는 단풍이 아름다워서 여행하기 좋아요.")
+
+
+@pytest.fixture
+def streaming_handlers(tmp_path, recognizer):
+    """The real service whose chat engine is the OpenAI one, talking to a FAKE OpenAI-compatible
+    server (OpenAI cannot be reached here) that streams a three-sentence answer token by token."""
+    fake = FakeOpenAI(answer=THREE_SENTENCES, tokens_per_s=200)
+    service = build_service(make_settings(tmp_path / "data", openai_api_key="sk-x", openai_base_url=fake.base_url),
+                            recognizer=recognizer)
+    yield PageHandlers(service, AudioFiles(tmp_path / "page-audio")), service
+    fake.close()
+
+
+def test_streamed_answer_shows_each_sentence_and_queues_its_audio_fake_openai_server(streaming_handlers):
+    handlers, service = streaming_handlers
+
+    updates = list(handlers.stream_text("", [], "서울에 대해 알려 줘"))
+
+    *during, last = updates
+    assert all(u.error == "" and u.status.startswith("💬") for u in during)
+    assert during[0].chat == [{"role": "user", "content": "서울에 대해 알려 줘"}]  # the question at once
+    written = [u.chat[1]["content"] for u in during if len(u.chat) == 2]
+    assert written[0].startswith("서울은") and "봄에는" not in written[0]  # the first sentence before the rest
+    assert written[-1] == THREE_SENTENCES
+    clips = last.playback.clips
+    assert len(clips) == 3 and all(is_wav(c) for c in clips)
+    assert [len(u.playback.clips) for u in updates] == sorted(len(u.playback.clips) for u in updates)  # only grows
+    assert {u.playback.turn for u in updates} == {last.playback.turn}  # one turn id from start to end
+    assert last.playback.final and not last.playback.stopped and last.status.startswith("✅")
+    stored = service.get(last.conversation_id)
+    assert [m.text for m in stored] == ["서울에 대해 알려 줘", THREE_SENTENCES]
+    assert bubble_texts(last.chat) == [("user", "서울에 대해 알려 줘"), ("assistant", THREE_SENTENCES)]
+    assert Path(last.chat[1]["content"][1]["path"]).read_bytes() == stored[1].audio  # the bubble replays it whole
+    rows = dict(line.strip("| ").split(" | ") for line in last.timings.splitlines()[2:])
+    assert rows["첫 토큰까지 (to first token)"] != "—" and rows["첫 음성까지 (to first audio)"] != "—"
+
+
+def test_streamed_spoken_question_shows_the_transcript_first(handlers, service, read_speech):
+    clip = next(c for c in read_speech if c.path.name == "sub100100a00000.wav")
+
+    first, *_, last = handlers.stream_audio("", [], str(clip.path))
+
+    (role, said), = bubble_texts(first.chat)
+    assert role == "user" and compact(said)[:4] == compact(clip.text)[:4]
+    assert first.playback.clips == () and not first.playback.final
+    assert last.status.startswith("✅") and bubble_texts(last.chat)[0] == ("user", said)
+    assert [m.text for m in service.get(last.conversation_id)] == [said, bubble_texts(last.chat)[1][1]]
+
+
+def test_streamed_silence_plays_the_apology_and_adds_nothing(handlers, tmp_path):
+    silence = tmp_path / "silence.wav"
+    with wave.open(str(silence), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
+        out.writeframes(b"\x00\x00" * 32000)
+    start = handlers.ask_text("", [], "안녕하세요")
+
+    updates = list(handlers.stream_audio(start.conversation_id, start.chat, str(silence)))
+
+    assert all(u.chat == start.chat for u in updates)
+    assert "들리지 않았어요" in updates[-1].status and updates[-1].error == ""
+    assert len(updates[-1].playback.clips) == 1 and is_wav(updates[-1].playback.clips[0])
+
+
+def test_streamed_turn_that_fails_stops_the_audio_and_keeps_the_conversation(handlers, service):
+    start = handlers.ask_text("", [], "안녕하세요")
+    service.chat = FailingChatFake()
+
+    *_, last = handlers.stream_text(start.conversation_id, start.chat, "한국의 수도는 어디야?")
+
+    assert "엔진 오류" in last.error and last.chat == start.chat
+    assert last.playback.stopped and last.playback.final
+    assert len(service.get(start.conversation_id)) == 2
+
+
+@pytest.mark.parametrize("ask", [
+    lambda h, cid: h.stream_text(cid, [], "   "),
+    lambda h, cid: h.stream_text("0123456789abcdef01234567", [], "안녕"),
+    lambda h, cid: h.stream_audio(cid, [], None),
+])
+def test_streamed_turn_refused_before_it_starts_says_why_once(handlers, service, ask):
+    cid = service.create()
+    (update,) = list(ask(handlers, cid))
+    assert update.error and update.playback is None
+    assert service.get(cid) == []
+
+
+def test_page_closed_mid_answer_the_turn_is_still_stored_whole(handlers, service):
+    cid = service.create()
+    updates = handlers.stream_text(cid, [], "안녕하세요")
+    next(updates)  # the question is shown, then the page goes away
+    updates.close()
+
+    deadline = time.monotonic() + 60
+    while len(service.get(cid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [m.role for m in service.get(cid)] == ["user", "assistant"]
+    assert service.get(cid)[1].text.startswith("안녕하세요!")

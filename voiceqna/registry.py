@@ -29,19 +29,28 @@ class EngineSpec:
     """Added to the start-up error when a required setting is missing."""
 
 
+KEY_HINT = "or OPENAI_API_KEY when the stage uses OPENAI_BASE_URL's server; any value for a server without keys"
+
 ENGINES: tuple[EngineSpec, ...] = (
     EngineSpec("asr", "whisper", "voiceqna.engines.asr_whisper",
                "faster-whisper in this process; the bundled Whisper base works offline (default)"),
+    EngineSpec("asr", "openai", "voiceqna.engines.asr_openai",
+               "any server with OpenAI's /v1/audio/transcriptions (whisper-1, gpt-4o-transcribe, speaches, vLLM); "
+               "only the speech the VAD hears is sent",
+               requires=("asr_api_key",), hint=KEY_HINT),
     EngineSpec("chat", "offline", "voiceqna.engines.chat_offline",
                "answers from a Korean knowledge base file, offline (default without a key)"),
     EngineSpec("chat", "openai", "voiceqna.engines.chat_openai",
                "any server with OpenAI's /v1/chat/completions (OpenAI, vLLM, Ollama), streamed",
-               requires=("openai_api_key",), hint="any value for a server without keys"),
+               requires=("chat_api_key",), hint=KEY_HINT),
+    EngineSpec("chat", "llamacpp", "voiceqna.engines.chat_llamacpp",
+               "a GGUF model in this process (llama.cpp through xllamacpp), streamed",
+               requires=("llm_model",), hint="a .gguf file, a name under models/, or owner/repo:file.gguf"),
     EngineSpec("tts", "espeak", "voiceqna.engines.tts_espeak",
                "espeak-ng's Korean voice, offline, robotic (default)"),
     EngineSpec("tts", "openai", "voiceqna.engines.tts_openai",
                "any server with OpenAI's /v1/audio/speech, WAV per sentence",
-               requires=("openai_api_key",), hint="any value for a server without keys"),
+               requires=("tts_api_key",), hint=KEY_HINT),
     EngineSpec("tts", "none", "voiceqna.engines.tts_none", "no speech: answers are text only"),
     EngineSpec("store", "sqlite", "voiceqna.engines.store_sqlite",
                "one SQLite file in DATA_DIR (default; replicas on one machine may share it)"),

@@ -14,6 +14,7 @@ import json
 import logging
 import queue
 import threading
+from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import quote
 
@@ -36,6 +37,10 @@ from voiceqna.ports import (
 
 logger = logging.getLogger(__name__)
 
+NOT_THIS_API = ("The REST API's answer was not understood: check that API_URL points at this app's API "
+                "(http://host:5000 for `app.py --api-only`, http://host:7860/api beside the page).")
+"""Errors here never name the address (API_URL is the operator's, and they reach the page)."""
+
 
 class RemoteService:
     """Calls the REST API at `base_url` (e.g. http://gpu-box:5000, or http://host:7860/api)."""
@@ -48,7 +53,8 @@ class RemoteService:
     @property
     def info(self) -> EngineInfo:
         data = self._call("GET", "info")
-        return EngineInfo(data["recognizer"], data["chat"], data["tts"], data["store"])
+        with _understood():
+            return EngineInfo(data["recognizer"], data["chat"], data["tts"], data["store"])
 
     def create(self, messages: Sequence[Message] = ()) -> str:
         body = {
@@ -56,29 +62,42 @@ class RemoteService:
             "roles": [m.role for m in messages],
             "audios": [base64.b64encode(m.audio).decode("ascii") for m in messages],
         }
-        return self._call("POST", "create", json=body)["id"]
+        data = self._call("POST", "create", json=body)
+        with _understood():
+            return str(data["id"])
 
     def get(self, conversation_id: str) -> list[Message]:
         data = self._call("GET", _segment(conversation_id))
-        return [Message(role=m["role"], text=m["message"], audio=_unb64(m["audio"])) for m in data]
+        with _understood():
+            return [Message(role=m["role"], text=m["message"], audio=_unb64(m["audio"])) for m in data]
 
     def reset(self, conversation_id: str) -> None:
         self._call("POST", f"reset/{_segment(conversation_id)}")
 
-    def send_text(self, conversation_id: str, text: str, role: str = "user") -> TurnResult:
-        data = self._call("POST", f"send/text/{_segment(conversation_id)}", json={"message": text, "role": role})
-        return _turn(conversation_id, data)
+    def send_text(self, conversation_id: str, text: str, role: str = "user", *,
+                  idempotency_key: str = "") -> TurnResult:
+        data = self._call("POST", f"send/text/{_segment(conversation_id)}", json={"message": text, "role": role},
+                          headers=_key_header(idempotency_key))
+        with _understood():
+            return _turn(conversation_id, data)
 
-    def send_audio(self, conversation_id: str, data: bytes) -> TurnResult:
-        answer = self._call("POST", f"send/audio/{_segment(conversation_id)}", files=_upload(data))
-        return _turn(conversation_id, answer)
+    def send_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> TurnResult:
+        answer = self._call("POST", f"send/audio/{_segment(conversation_id)}", files=_upload(data),
+                            headers=_key_header(idempotency_key))
+        with _understood():
+            return _turn(conversation_id, answer)
 
-    def stream_text(self, conversation_id: str, text: str, role: str = "user") -> "RemoteTurnStream":
+    def transcribe(self, data: bytes) -> str:
+        return self._call("POST", "transcribe", files=_upload(data))["text"]
+
+    def stream_text(self, conversation_id: str, text: str, role: str = "user", *,
+                    idempotency_key: str = "") -> "RemoteTurnStream":
         return self._stream(conversation_id, f"send/text/{_segment(conversation_id)}/stream",
-                            json={"message": text, "role": role})
+                            json={"message": text, "role": role}, headers=_key_header(idempotency_key))
 
-    def stream_audio(self, conversation_id: str, data: bytes) -> "RemoteTurnStream":
-        return self._stream(conversation_id, f"send/audio/{_segment(conversation_id)}/stream", files=_upload(data))
+    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> "RemoteTurnStream":
+        return self._stream(conversation_id, f"send/audio/{_segment(conversation_id)}/stream", files=_upload(data),
+                            headers=_key_header(idempotency_key))
 
     def close(self) -> None:
         self.client.close()
@@ -103,7 +122,7 @@ class RemoteService:
             finally:
                 response.close()
             self._json(response)  # raises the error the server sent
-            raise EngineUnavailable(f"The REST API at {self.base_url} did not stream: check API_URL.")
+            raise EngineUnavailable(NOT_THIS_API)
         return RemoteTurnStream(conversation_id, response)
 
     def _unreachable(self, method: str, path: str, exc: Exception) -> EngineUnavailable:
@@ -142,7 +161,7 @@ class RemoteTurnStream:
                     self.events.put(last)
                 if isinstance(last, (Done, Failed)):
                     return
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             logger.warning("Reading a streamed turn failed: %s", exc)
         finally:
             self.response.close()
@@ -183,6 +202,16 @@ class RemoteTurnStream:
         return result_of(last)
 
 
+@contextmanager
+def _understood() -> Iterator[None]:
+    """A success answer that is not what this app's API sends (a wrong API_URL) as EngineUnavailable."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        logger.warning("The REST API's answer was not understood: %r", exc)
+        raise EngineUnavailable(NOT_THIS_API) from None
+
+
 def _sse(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
     """(event name, JSON data) for each Server-Sent Event; comments and unknown fields skipped."""
     name, data = "message", []
@@ -217,8 +246,7 @@ def _error(status: int, data: Any) -> VoiceQnAError:
         return Unauthorized(f"The REST API refused the request ({status}): set API_KEY to the server's key.")
     kind = BY_NAME.get(data.get("type", "")) if isinstance(data, dict) else None
     if message is None:
-        return EngineUnavailable(f"The REST API answered {status} without a usable body: check API_URL "
-                                 "points at this app's API.")
+        return EngineUnavailable(f"The REST API answered {status} without a usable body: {NOT_THIS_API}")
     return (kind or from_status(status))(message)
 
 
@@ -234,7 +262,13 @@ def _turn(conversation_id: str, data: dict) -> TurnResult:
         timings=timings,
         stored=data.get("stored", True),
         audio_error=data.get("audio_error", ""),
+        repeated=data.get("repeated", False),
     )
+
+
+def _key_header(key: str) -> dict:
+    """The Idempotency-Key header (none for ""): the server says 400 for a malformed one."""
+    return {"Idempotency-Key": key} if key else {}
 
 
 def _upload(data: bytes) -> dict:

@@ -11,6 +11,7 @@ import datetime as dt
 import ipaddress
 import logging
 import os
+import secrets
 import socket
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def _create(cert_path: Path, key_path: Path, names: list[str], addresses: list[s
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    cert_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -125,8 +126,15 @@ def _create(cert_path: Path, key_path: Path, names: list[str], addresses: list[s
 
 
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(partial, path)
+    """Write a new file beside `path`, then rename it over `path`. The new file has a random name
+    and is opened with O_EXCL|O_NOFOLLOW: a file or symlink planted there makes it fail rather
+    than write the key somewhere else."""
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

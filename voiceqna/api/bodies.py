@@ -15,10 +15,13 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voiceqna.api.schemas import TextBody
-from voiceqna.errors import AudioTooLarge, BadAudio, InvalidInput, RequestTimeout
+from voiceqna.errors import AudioTooLarge, BadAudio, InvalidInput, RequestTimeout, shown
 
 ENVELOPE_BYTES = 64 * 1024
 """Room for multipart headers and JSON punctuation on top of MAX_UPLOAD_MB."""
+DISCARD_BYTES = 32 * 1024 * 1024
+"""How far past the limit a body is still read (and dropped) so that its client gets the 413 JSON;
+a body announced larger than that is refused at once and its connection closed."""
 
 RAW_AUDIO_TYPES = ("audio/", "video/", "application/octet-stream")
 """Content types whose body is taken as the audio file itself (plus Unity's boundary-less multipart)."""
@@ -29,8 +32,11 @@ def limited(request: Request, limit: int, timeout_s: float) -> Request:
     (RequestTimeout) when the whole body has not arrived `timeout_s` after the headers.
 
     Content-Length is checked first, so an announced 1 GB body is refused before a byte is read;
-    a chunked body is counted while it streams in. The wait is asynchronous: a slow client
-    holds no thread and keeps no other request waiting.
+    a chunked body is counted while it streams in. An over-limit body of at most DISCARD_BYTES
+    more is read to its end and dropped before the 413 goes out: a client that writes its whole
+    body before reading (Python's urllib, many simple HTTP libraries) then gets the 413 JSON
+    instead of a connection reset. The wait is asynchronous: a slow client holds no thread and
+    keeps no other request waiting.
     """
     def too_large() -> AudioTooLarge:
         return AudioTooLarge(
@@ -39,12 +45,13 @@ def limited(request: Request, limit: int, timeout_s: float) -> Request:
         )
 
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
-        raise too_large()
+    allowed, readable = limit + ENVELOPE_BYTES, limit + ENVELOPE_BYTES + DISCARD_BYTES
+    if declared.isdigit() and int(declared) > readable:
+        raise too_large()  # not worth reading: answered at once, and the connection is closed
     received = 0
     deadline = time.monotonic() + timeout_s
 
-    async def receive():
+    async def next_message() -> dict:
         nonlocal received
         try:
             with anyio.fail_after(max(deadline - time.monotonic(), 0.0)):
@@ -55,9 +62,28 @@ def limited(request: Request, limit: int, timeout_s: float) -> Request:
                 "send it in one go, or raise BODY_TIMEOUT_S on the server for very slow links."
             ) from None
         received += len(message.get("body", b""))
-        if received > limit + ENVELOPE_BYTES:
+        return message
+
+    async def receive() -> dict:
+        if declared.isdigit() and int(declared) > allowed:
+            await discard()
+            raise too_large()
+        message = await next_message()
+        if received > allowed:
+            if message.get("more_body", False):
+                await discard()
             raise too_large()
         return message
+
+    async def discard() -> None:
+        """Read the rest of the body and drop it, while it stays within `readable` and the deadline."""
+        try:
+            while received <= readable:
+                message = await next_message()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+        except RequestTimeout:
+            return
 
     return Request(request.scope, receive)
 
@@ -110,7 +136,7 @@ async def read_audio(request: Request, limit: int, timeout_s: float) -> bytes:
     if media in ("", "multipart/form-data") or media.startswith(RAW_AUDIO_TYPES):
         return await source.body()
     raise BadAudio(
-        f"Content-Type {media!r} is not audio: send the recording as the multipart/form-data field "
+        f"Content-Type {shown(media)} is not audio: send the recording as the multipart/form-data field "
         "'audio', or as the raw body with Content-Type audio/wav (audio/webm, audio/ogg, audio/mpeg, …)."
     )
 

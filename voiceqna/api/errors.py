@@ -41,11 +41,12 @@ def add_error_handlers(api: FastAPI) -> None:
 
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message, kind = str(exc.detail), "HTTPError"
+        method = request.method if len(request.method) <= 16 and request.method.isalpha() else "This method"
         if exc.status_code == 404:
             kind = "NotFound"
-            message = f"No route {request.method} {shown(request.url.path, 80)}: see /docs for the API."
+            message = f"No route {method} {shown(request.url.path)}: see /docs for the API."
         elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {shown(request.url.path, 80)}: see /docs for the API."
+            message = f"{method} is not allowed on {shown(request.url.path)}: see /docs for the API."
         return error_response(exc.status_code, message, kind, getattr(exc, "headers", None))
 
     async def disconnected(request: Request, exc: ClientDisconnect) -> JSONResponse:

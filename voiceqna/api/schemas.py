@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
+import json
 from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, StrictStr
@@ -62,6 +62,13 @@ class SendOut(BaseModel):
     stored: bool
     """False when nothing was heard: the turn was answered but not kept."""
     audio_error: str
+    repeated: bool = False
+    """True for a retry (the same Idempotency-Key): the first answer again, nothing new stored."""
+
+
+class TranscriptOut(BaseModel):
+    text: str
+    """What was said; "" when no speech was heard."""
 
 
 class ResetOut(BaseModel):
@@ -125,16 +132,40 @@ def create_messages(body: CreateBody) -> list[Message]:
     ]
 
 
+B64_STEP = 3 * 256 * 1024
+"""Bytes per base64 step (a multiple of 3). A 15 MB recording is encoded or decoded in ~20 such
+steps, and Python threads can take turns between them: one C call over the whole recording
+would hold the interpreter lock long enough to stall every other request, /health included."""
+
+
 def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return b64_bytes(data).decode("ascii")
+
+
+def b64_bytes(data: bytes) -> bytes:
+    view = memoryview(data)
+    return b"".join(binascii.b2a_base64(view[i:i + B64_STEP], newline=False) for i in range(0, len(view), B64_STEP))
 
 
 def unb64(text: str, where: str) -> bytes:
+    """Standard base64 (the padding may be left out, whitespace is ignored); InvalidInput otherwise."""
+    try:
+        return _strict_unb64(text)
+    except (binascii.Error, ValueError):  # line breaks from some encoders, a missing padding, or not base64
+        pass
     compact = "".join(text.split())
     try:
-        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+        return _strict_unb64(compact + "=" * (-len(compact) % 4))
     except (binascii.Error, ValueError):
         raise InvalidInput(f"{where} is not valid base64: encode the audio file's bytes with base64.") from None
+
+
+def _strict_unb64(text: str) -> bytes:
+    """Strict base64 decoding (the alphabet, padding only at the end), in B64_STEP steps."""
+    if "=" in text[:-2]:
+        raise binascii.Error("padding before the end")
+    step = B64_STEP // 3 * 4
+    return b"".join(binascii.a2b_base64(text[i:i + step], strict_mode=True) for i in range(0, len(text), step))
 
 
 def send_out(turn: TurnResult) -> SendOut:
@@ -148,7 +179,29 @@ def send_out(turn: TurnResult) -> SendOut:
                               first_token=round(t.first_token_ms, 1), first_audio=round(t.first_audio_ms, 1)),
         stored=turn.stored,
         audio_error=turn.audio_error,
+        repeated=turn.repeated,
     )
+
+
+def messages_json(messages: list[Message]) -> bytes:
+    """GET /<id>'s body, byte for byte what FastAPI makes of list[MessageOut], for a worker thread.
+    Assembled by hand so that the audio (megabytes of base64, which JSON never escapes) is
+    encoded in B64_STEP steps and never scanned again as one huge string."""
+    parts = [b"["]
+    for index, message in enumerate(messages):
+        parts += [b"," if index else b"", b'{"message":', _json_string(message.text), b',"role":',
+                  _json_string(message.role), b',"audio":"', b64_bytes(message.audio), b'"}']
+    parts.append(b"]")
+    return b"".join(parts)
+
+
+def _json_string(text: str) -> bytes:
+    return json.dumps(text, ensure_ascii=False).encode("utf-8")
+
+
+def send_json(turn: TurnResult) -> bytes:
+    """A send route's body (the bytes FastAPI would make of SendOut), for a worker thread."""
+    return send_out(turn).model_dump_json().encode()
 
 
 def json_body(schema: type[BaseModel], required: bool) -> dict:

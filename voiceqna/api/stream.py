@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, TypeVar
 
 import anyio
 
 from voiceqna.api.errors import error_body
 from voiceqna.api.schemas import AudioOut, HeardOut, SentenceOut, b64, send_out
 from voiceqna.ports import Done, Failed, Heard, Sentence, SentenceAudio, TurnEvent, TurnEvents
+
+T = TypeVar("T")
 
 POLL_S = 1.0
 """How long one wait for the next event lasts before the reader checks the client is still there."""
@@ -46,19 +48,31 @@ class EventReader:
     def __init__(self, max_waiting: int = 1000) -> None:
         self.limiter = anyio.CapacityLimiter(max_waiting)
 
+    async def run(self, function: Callable[..., T], *args: object) -> T:
+        """A blocking call that may wait in the recognizer's queue, on this pool's threads."""
+        return await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
+
     async def _next(self, stream: TurnEvents) -> TurnEvent | None:
         return await anyio.to_thread.run_sync(stream.next_event, POLL_S, abandon_on_cancel=True,
                                               limiter=self.limiter)
+
+    async def _next_sse(self, stream: TurnEvents) -> str | None:
+        """The next event already as SSE text: its base64 and JSON are made on the worker thread too."""
+        def wait_and_render() -> str | None:
+            event = stream.next_event(POLL_S)
+            return None if event is None else sse(event)
+
+        return await anyio.to_thread.run_sync(wait_and_render, abandon_on_cancel=True, limiter=self.limiter)
 
     async def sse_lines(self, stream: TurnEvents) -> AsyncIterator[str]:
         """The stream's events as SSE text, with a comment line after KEEP_ALIVE_S of silence."""
         quiet_since = time.monotonic()
         try:
             while not stream.finished:
-                event = await self._next(stream)
-                if event is not None:
+                text = await self._next_sse(stream)
+                if text is not None:
                     quiet_since = time.monotonic()
-                    yield sse(event)
+                    yield text
                 elif time.monotonic() - quiet_since > KEEP_ALIVE_S:
                     quiet_since = time.monotonic()
                     yield ": still working\n\n"

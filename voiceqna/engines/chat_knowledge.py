@@ -92,11 +92,16 @@ class KnowledgeBase:
 
 
 def fill(answer: str, now: datetime | None = None) -> str:
-    now = now or datetime.now()
+    """The answer with {time}, {date} and {weekday} filled in; any other brace is kept as written
+    (not str.format: a literal `{` in a user's knowledge base must not break every match)."""
     if "{" not in answer:
         return answer
-    return answer.format(
-        time=f"{'오전' if now.hour < 12 else '오후'} {now.hour % 12 or 12}시 {now.minute}분",
-        date=f"{now.year}년 {now.month}월 {now.day}일",
-        weekday=f"{WEEKDAYS[now.weekday()]}요일",
-    )
+    now = now or datetime.now()
+    values = {
+        "{time}": f"{'오전' if now.hour < 12 else '오후'} {now.hour % 12 or 12}시 {now.minute}분",
+        "{date}": f"{now.year}년 {now.month}월 {now.day}일",
+        "{weekday}": f"{WEEKDAYS[now.weekday()]}요일",
+    }
+    for placeholder, value in values.items():
+        answer = answer.replace(placeholder, value)
+    return answer

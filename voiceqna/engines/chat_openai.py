@@ -15,9 +15,9 @@ logger = logging.getLogger(__name__)
 
 def build(settings: Settings) -> "OpenAIChatEngine":
     return OpenAIChatEngine(
-        api_key=settings.openai_api_key,
-        model=settings.openai_chat_model,
-        base_url=settings.openai_base_url,
+        api_key=settings.chat_api_key,
+        model=settings.chat_model,
+        base_url=settings.chat_base_url,
         timeout_s=settings.openai_timeout_s,
         history_messages=settings.chat_history_messages,
     )
@@ -41,25 +41,30 @@ class OpenAIChatEngine(ChatEngine):
     def stream(self, history: Sequence[TextMessage], question: str) -> Iterator[str]:
         import openai
 
-        written = False
+        written, finished = False, False
         try:
             chunks = self.client.chat.completions.create(
                 model=self.model, messages=self.messages(history, question), stream=True
             )
             with chunks:
                 for chunk in chunks:
-                    piece = chunk.choices[0].delta.content if chunk.choices else None
+                    if not chunk.choices:
+                        continue
+                    piece = chunk.choices[0].delta.content
+                    finished = finished or chunk.choices[0].finish_reason is not None
                     if piece:
                         written = True
                         yield piece
         except openai.OpenAIError as exc:
             logger.warning("Chat engine failed: %s", exc)
             raise EngineUnavailable(
-                f"The chat engine did not answer ({type(exc).__name__}): check OPENAI_API_KEY, "
-                "OPENAI_BASE_URL and the server, then try again."
+                f"The chat engine did not answer ({type(exc).__name__}): check CHAT_API_KEY, CHAT_BASE_URL "
+                "and CHAT_MODEL (or OPENAI_API_KEY, OPENAI_BASE_URL) and the server, then try again."
             ) from None
         if not written:
             raise EngineUnavailable("The chat engine returned an empty answer: try again.")
+        if not finished:  # the connection ended before the server said the answer was complete
+            raise EngineUnavailable("The chat engine stopped in the middle of its answer: try again.")
 
     def close(self) -> None:
         self.client.close()

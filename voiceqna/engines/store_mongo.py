@@ -2,7 +2,12 @@
 
 One document per conversation::
 
-    {_id: ObjectId, created_at: date, size: int, messages: [{role, text, audio: Binary}, ...]}
+    {_id: ObjectId, created_at: date, size: int, messages: [{role, text, audio: Binary}, ...],
+     turns: [{key, fingerprint, token, at, transcript, audio_error}, ...]}
+
+`turns` holds the idempotency keys of keyed turns; the answer of such a turn carries the same
+`token` in its message. A keyed append is conditional on no live record of its key, so the
+check and the write are one atomic update: two replicas storing one key store one turn.
 
 Same behaviour as `SQLiteStore`: the same 24-hex ids (random, not pymongo's sequential
 ObjectIds), messages oldest first, and every write is one single-document update, which
@@ -19,13 +24,25 @@ one") instead of failing half-way or on the server.
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
 from voiceqna.config import Settings
 from voiceqna.errors import AudioTooLarge, EngineUnavailable, NotFound
-from voiceqna.ports import ConversationStore, Message, TextMessage, check_id, new_id
+from voiceqna.ports import (
+    IDEMPOTENCY_TTL_S,
+    ConversationStore,
+    Message,
+    StoredTurn,
+    TextMessage,
+    TurnKey,
+    check_id,
+    check_keyed_turn,
+    new_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +68,7 @@ class MongoStore(ConversationStore):
         collection: str = "chats",
         client: Any = None,
         timeout_s: float = 5.0,
+        key_ttl_s: float = IDEMPOTENCY_TTL_S,
     ) -> None:
         """Connect, check the server answers (`ping`) and create the indexes.
 
@@ -60,9 +78,10 @@ class MongoStore(ConversationStore):
         Raises EngineUnavailable, with the fix, when the server cannot be reached.
         """
         self._errors = _pymongo_errors()
+        self.key_ttl_s = key_ttl_s
         self.client = client if client is not None else _connect(uri, timeout_s)
         self.collection = self.client[database][collection]
-        with self._guard(f"MongoDB at {_redact(uri)} cannot be reached"):
+        with self._guard(f"MongoDB at {_redact(uri)} cannot be reached", at_start=True):
             self.client.admin.command("ping")
             self.collection.create_index("created_at")
         self.description = f"MongoDB {database}.{collection}"  # public (GET /info): no server address
@@ -102,39 +121,78 @@ class MongoStore(ConversationStore):
             raise _not_found(conversation_id)
         return [TextMessage(m["role"], m["text"]) for m in found.get("messages", [])]
 
-    def append(self, conversation_id: str, messages: Sequence[Message]) -> None:
+    def append(self, conversation_id: str, messages: Sequence[Message],
+               key: TurnKey | None = None) -> StoredTurn | None:
         oid = _object_id(conversation_id)
         documents = [_document(m) for m in messages]
-        added = _size(documents)
+        push: dict[str, Any] = {"messages": {"$each": documents}}
+        condition: dict[str, Any] = {"_id": oid}
+        if key is not None:
+            check_keyed_turn(messages)
+            token = secrets.token_hex(8)
+            documents[-1]["turn"] = token  # the answer, found again by its token
+            record = {"key": key.key, "fingerprint": key.fingerprint, "token": token, "at": time.time(),
+                      "transcript": messages[0].text, "audio_error": key.audio_error}
+            push["turns"] = record
+            condition["turns"] = {"$not": {"$elemMatch": self._live(key.key)}}
+        added = _size(documents) + (_size([push["turns"]]) if key is not None else 0)
         if added <= MESSAGES_BUDGET:
+            condition["size"] = {"$lte": MESSAGES_BUDGET - added}
             with self._guard("The turn could not be stored"):
-                result = self.collection.update_one(
-                    {"_id": oid, "size": {"$lte": MESSAGES_BUDGET - added}},
-                    {"$push": {"messages": {"$each": documents}}, "$inc": {"size": added}},
-                )
+                result = self.collection.update_one(condition, {"$push": push, "$inc": {"size": added}})
             if result.matched_count == 1:
-                return
-        # Nothing was written: either there is no such conversation or it is too full.
+                return None
+        # Nothing was written: the key was used already, or there is no such conversation, or it is full.
+        if key is not None:
+            earlier = self.turn(conversation_id, key.key)
+            if earlier is not None:
+                return earlier
         with self._guard("The conversation could not be read"):
             found = self.collection.find_one({"_id": oid}, {"size": 1})
         if found is None:
             raise _not_found(conversation_id)
         raise _too_large(f" ({found.get('size', 0) / 1e6:.1f} MB stored, {added / 1e6:.1f} MB more, audio included)")
 
+    def turn(self, conversation_id: str, key: str) -> StoredTurn | None:
+        oid = _object_id(conversation_id)
+        with self._guard("The conversation could not be read"):
+            found = self.collection.find_one({"_id": oid}, {"turns": {"$elemMatch": self._live(key)}, "size": 1})
+        if found is None:
+            raise _not_found(conversation_id)
+        records = [r for r in found.get("turns") or [] if r.get("key") == key]
+        if not records:
+            return None
+        record = records[-1]
+        with self._guard("The conversation could not be read"):
+            answer = self.collection.find_one({"_id": oid}, {"messages": {"$elemMatch": {"turn": record["token"]}}})
+        answers = [m for m in (answer or {}).get("messages") or [] if m.get("turn") == record["token"]]
+        if not answers:  # reset meanwhile: the key went with the turn
+            return None
+        return StoredTurn(record["fingerprint"], record["transcript"], answers[0]["text"],
+                          bytes(answers[0].get("audio") or b""), record.get("audio_error", ""))
+
     def reset(self, conversation_id: str) -> None:
         oid = _object_id(conversation_id)
         with self._guard("The conversation could not be reset"):
-            result = self.collection.update_one({"_id": oid}, {"$set": {"messages": [], "size": 0}})
+            result = self.collection.update_one({"_id": oid}, {"$set": {"messages": [], "turns": [], "size": 0}})
         if result.matched_count == 0:
             raise _not_found(conversation_id)
+
+    def _live(self, key: str) -> dict:
+        """The query for a turn record of `key` that has not expired."""
+        return {"key": key, "at": {"$gte": time.time() - self.key_ttl_s}}
 
     def close(self) -> None:
         self.client.close()
 
     @contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
+    def _guard(self, what: str, at_start: bool = False) -> Iterator[None]:
         """pymongo's errors as the project's: AudioTooLarge for an oversized document,
-        EngineUnavailable (with the fix) for everything else the server or network does."""
+        EngineUnavailable (with the fix) for everything else the server or network does.
+
+        At start the message names the server (the operator reads it in the log: "Cannot
+        start: …"); at run time it goes to clients, so it names only the kind of failure and
+        the details (host:port, the server's words) go to the log."""
         errors = self._errors
         try:
             yield
@@ -143,18 +201,23 @@ class MongoStore(ConversationStore):
         except errors.OperationFailure as exc:
             if exc.code in _TOO_LARGE_CODES:
                 raise _too_large() from None
+            logger.warning("%s: MongoDB refused the operation: %s", what, exc)
             if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
                 raise EngineUnavailable(
-                    f"{what}: MongoDB refused the credentials ({exc.details and exc.details.get('errmsg') or exc}). "
-                    "Check the user, password and authSource in MONGODB_URI."
+                    f"{what}: MongoDB refused the credentials. Check the user, password and authSource "
+                    "in MONGODB_URI."
                 ) from None
-            raise EngineUnavailable(f"{what}: MongoDB said {exc}. Try again.") from None
+            raise EngineUnavailable(f"{what}: MongoDB refused the operation (code {exc.code}). Try again; "
+                                    "the server log says why.") from None
         except errors.ConfigurationError as exc:
-            raise EngineUnavailable(f"{what}: {exc}. Check MONGODB_URI (mongodb://host:27017).") from None
+            logger.warning("%s: %s", what, exc)
+            detail = f": {exc}" if at_start else ""
+            raise EngineUnavailable(f"{what}{detail}. Check MONGODB_URI (mongodb://host:27017).") from None
         except errors.PyMongoError as exc:
             logger.warning("%s: %s", what, exc)
+            reason = _reason(exc) if at_start else type(exc).__name__
             raise EngineUnavailable(
-                f"{what} ({_reason(exc)}): check that the server is running and that MONGODB_URI "
+                f"{what} ({reason}): check that the server is running and that MONGODB_URI "
                 "points at it (docker: `docker run -d -p 27017:27017 mongo`), then try again."
             ) from None
 

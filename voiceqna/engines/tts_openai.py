@@ -13,10 +13,10 @@ logger = logging.getLogger(__name__)
 
 def build(settings: Settings) -> "OpenAISynthesizer":
     return OpenAISynthesizer(
-        api_key=settings.openai_api_key,
-        model=settings.openai_tts_model,
-        voice=settings.openai_tts_voice,
-        base_url=settings.openai_base_url,
+        api_key=settings.tts_api_key,
+        model=settings.tts_model,
+        voice=settings.tts_voice,
+        base_url=settings.tts_base_url,
         timeout_s=settings.openai_timeout_s,
     )
 
@@ -29,6 +29,7 @@ class OpenAISynthesizer(Synthesizer):
         self.model = model
         self.voice = voice
         self.description = f"OpenAI-compatible speech {model}/{voice}"  # public: no server address
+        logger.info("Speech engine: OpenAI-compatible %s/%s at %s", model, voice, base_url or "api.openai.com")
 
     def synthesize(self, text: str) -> bytes:
         import openai
@@ -40,7 +41,10 @@ class OpenAISynthesizer(Synthesizer):
             return response.content
         except openai.OpenAIError as exc:
             logger.warning("Speech engine failed: %s", exc)
-            raise EngineUnavailable(f"The speech engine did not answer ({type(exc).__name__}).") from None
+            raise EngineUnavailable(
+                f"The speech engine did not answer ({type(exc).__name__}): check TTS_API_KEY, TTS_BASE_URL, "
+                "TTS_MODEL and TTS_VOICE (or OPENAI_API_KEY, OPENAI_BASE_URL) and the server."
+            ) from None
 
     def close(self) -> None:
         self.client.close()

@@ -1,8 +1,13 @@
-"""What the page's buttons do: plain functions over the service, no Gradio inside.
+"""What the page's buttons and its public API do: plain functions over the service, no Gradio inside.
 
-Each handler returns a `PageUpdate` (the conversation as chat bubbles, the answer to play,
-a status line, the last turn's timings). Errors never escape: they become `error`, the
-conversation shown stays as it was and the user's input is kept for another try.
+Each page handler returns a `PageUpdate` (the conversation as chat bubbles, the answer to play,
+a status line, the last turn's timings); a streamed turn (`stream_text`, `stream_audio`) yields
+one after each event of the turn: the question, each sentence of the answer as it is written,
+each sentence's audio as it is spoken (`Playback`, for the page's audio queue), then the end.
+Errors never escape: they become `error`, the conversation shown stays as it was and the
+user's input is kept for another try.
+The public API's handlers (`api_*`) return plain values (`Answer`, text) and raise the
+project's errors, which public_api.py turns into the API's error message.
 """
 
 from __future__ import annotations
@@ -10,13 +15,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import time
+import uuid
+import weakref
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, Iterator
 
-from voiceqna.errors import BadAudio, EmptyAudio, InvalidInput, VoiceQnAError, kind_of
-from voiceqna.ports import Message, Timings, TurnResult
+from voiceqna.errors import BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, VoiceQnAError, kind_of
+from voiceqna.ports import Done, Failed, Heard, Message, Sentence, SentenceAudio, Timings, TurnEvents, TurnResult
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +40,27 @@ STAGES = (
     ("tts_ms", "음성 합성 (TTS)"),
     ("store_ms", "저장 (store)"),
     ("total_ms", "전체 (total)"),
+    ("first_token_ms", "첫 토큰까지 (to first token)"),
+    ("first_audio_ms", "첫 음성까지 (to first audio)"),
 )
 NO_TURN_YET = "아직 처리한 질문이 없어요 (no turn yet)."
+ANSWERING = "💬 답하는 중… (answering)"
+ANSWERED = "✅ 답변했어요 (answered)."
+NOT_HEARD = "🔇 말소리가 들리지 않았어요 (no speech heard): 마이크에 가까이 대고 다시 말씀해 주세요."
+
+
+@dataclass(frozen=True)
+class Playback:
+    """What the page's audio queue plays: the spoken sentences of one turn's answer, in order."""
+
+    turn: str
+    """New for each turn: the queue drops what it still plays of an earlier one."""
+    clips: tuple[str, ...] = ()
+    """Paths of the sentences' WAV files, in order, as they are spoken."""
+    final: bool = False
+    """The turn is over: no more clips will come."""
+    stopped: bool = False
+    """Stop playing at once (the turn failed, so its answer does not exist)."""
 
 
 @dataclass(frozen=True)
@@ -46,18 +75,39 @@ class PageUpdate:
     """The last turn's stages as a Markdown table; None leaves the table as it is."""
     error: str = ""
     """Set when the action failed: the page shows it as a warning and keeps the user's input."""
+    playback: Playback | None = None
+    """A streamed turn's sentences to play; None leaves the audio queue as it is."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One turn as the page's public API returns it."""
+
+    transcript: str
+    """What was heard (or typed); empty when no speech was heard (then nothing is stored)."""
+    text: str
+    """The answer, as stored (for silence: the spoken apology, not stored)."""
+    audio: str | None
+    """Path of the answer's WAV; None when speech synthesis is off or failed."""
+    conversation_id: str
 
 
 class AudioFiles:
     """Answer audio as files for Gradio to serve: content-addressed, written once.
 
     Gradio copies each file it is given into its own cache (which `delete_cache` empties), so
-    a file here is needed only for a moment; files unused for `keep_s` are removed.
+    a file here is needed only for a moment; files unused for `keep_s` are removed. Without a
+    `folder`, a new private one (mkdtemp: mode 0700, a random name) is made for this object and
+    removed with it, so no other local user can plant files under the names the page serves.
     """
 
     def __init__(self, folder: Path | None = None, keep_s: float = 3600.0) -> None:
-        self.folder = Path(folder or Path(tempfile.gettempdir()) / "voiceqna-page-audio")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="voiceqna-page-audio-"))
+            weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+        else:
+            self.folder = Path(folder)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.keep_s = keep_s
 
     def save(self, data: bytes) -> str | None:
@@ -114,7 +164,8 @@ class PageHandlers:
             info = self.service.info
         except Exception as exc:  # a remote API that is down must not break the page
             logger.warning("Engine info unavailable: %s", exc)
-            return f"엔진 정보를 가져오지 못했어요 (engine info unavailable): {exc}"
+            why = str(exc) if isinstance(exc, VoiceQnAError) else type(exc).__name__  # never an address
+            return f"엔진 정보를 가져오지 못했어요 (engine info unavailable): {why}"
         rows = (
             ("음성 인식 (speech recognition)", info.recognizer),
             ("대화 엔진 (chat)", info.chat),
@@ -148,30 +199,114 @@ class PageHandlers:
         return self._turn(conversation_id, chat, lambda cid: self.service.send_text(cid, text))
 
     def ask_audio(self, conversation_id: str, chat: list[ChatMessage], audio_path: str | None) -> PageUpdate:
-        if not audio_path:
-            return failed(conversation_id, chat, EmptyAudio("Nothing was recorded: press record, speak, then stop."))
         try:
-            data = Path(audio_path).read_bytes()
-        except OSError as exc:
-            return failed(conversation_id, chat, BadAudio(f"The upload could not be read ({exc}): try again."))
+            data = read_upload(audio_path)
+        except VoiceQnAError as exc:
+            return failed(conversation_id, chat, exc)
         return self._turn(conversation_id, chat, lambda cid: self.service.send_audio(cid, data))
 
-    def _turn(self, conversation_id: str, chat: list[ChatMessage], send) -> PageUpdate:
+    # --- streamed turns: the answer is shown and heard sentence by sentence as it is written ---
+
+    def stream_text(self, conversation_id: str, chat: list[ChatMessage], text: str) -> Iterator[PageUpdate]:
+        if not (text or "").strip():
+            yield failed(conversation_id, chat, InvalidInput("The message is empty: type a question first."))
+            return
+        yield from self._streamed(conversation_id, chat, lambda cid: self.service.stream_text(cid, text))
+
+    def stream_audio(self, conversation_id: str, chat: list[ChatMessage], audio_path: str | None
+                     ) -> Iterator[PageUpdate]:
+        try:
+            data = read_upload(audio_path)
+        except VoiceQnAError as exc:
+            yield failed(conversation_id, chat, exc)
+            return
+        yield from self._streamed(conversation_id, chat, lambda cid: self.service.stream_audio(cid, data))
+
+    def _streamed(self, conversation_id: str, chat: list[ChatMessage],
+                  start: Callable[[str], TurnEvents]) -> Iterator[PageUpdate]:
+        """One update per event. If the page goes away mid-answer (the generator is closed), the
+        stream is closed and the service finishes the turn and stores it whole."""
+        try:
+            if not conversation_id:
+                conversation_id = self.service.create()
+            stream = start(conversation_id)
+        except Exception as exc:  # refused before it started: unknown id, bad audio, too long, busy
+            yield failed(conversation_id, chat, exc)
+            return
+        playback = Playback(uuid.uuid4().hex)
+        heard, sentences = "", []
+        with closing(stream):
+            for event in stream:
+                if isinstance(event, Done):
+                    yield replace(self._answered(conversation_id, chat, event.result),
+                                  playback=replace(playback, final=True))
+                    return
+                if isinstance(event, Failed):
+                    yield replace(failed(conversation_id, chat, event.error),
+                                  playback=replace(playback, final=True, stopped=True))
+                    return
+                if isinstance(event, Heard):
+                    heard = event.text
+                elif isinstance(event, Sentence):
+                    sentences.append(event.text)
+                elif isinstance(event, SentenceAudio):
+                    path = self.files.save(event.audio)
+                    if path:
+                        playback = replace(playback, clips=(*playback.clips, path))
+                yield PageUpdate(conversation_id, self._written_so_far(chat, heard, sentences),
+                                 status=ANSWERING, playback=playback)
+        yield failed(conversation_id, chat, EngineUnavailable("The answer stopped before it was complete: try again."))
+
+    @staticmethod
+    def _written_so_far(chat: list[ChatMessage], heard: str, sentences: list[str]) -> list[ChatMessage]:
+        """The question, then the answer's sentences so far (nothing new when no speech was heard)."""
+        if not heard:
+            return chat
+        bubbles = [*chat, {"role": "user", "content": heard}]
+        if sentences:
+            bubbles.append({"role": "assistant", "content": " ".join(sentences)})
+        return bubbles
+
+    # --- the public API (gradio_client, "Use via API"): plain values in and out ---
+
+    def api_ask_text(self, text: str, conversation_id: str = "") -> Answer:
+        if not (text or "").strip():
+            raise InvalidInput("The message is empty: send the question's text.")
+        return self._api_turn(conversation_id, lambda cid: self.service.send_text(cid, text))
+
+    def api_ask_audio(self, audio_path: str | None, conversation_id: str = "") -> Answer:
+        data = read_upload(audio_path)
+        return self._api_turn(conversation_id, lambda cid: self.service.send_audio(cid, data))
+
+    def api_transcribe(self, audio_path: str | None) -> str:
+        return self.service.transcribe(read_upload(audio_path))
+
+    def _api_turn(self, conversation_id: str, send: Callable[[str], TurnResult]) -> Answer:
+        conversation_id = (conversation_id or "").strip().lower() or self.service.create()
+        result: TurnResult = send(conversation_id)
+        audio = self.files.save(result.audio) if result.audio else None
+        return Answer(result.transcript, result.text, audio, conversation_id)
+
+    def _turn(self, conversation_id: str, chat: list[ChatMessage], send: Callable[[str], TurnResult]) -> PageUpdate:
         try:
             if not conversation_id:
                 conversation_id = self.service.create()
             result: TurnResult = send(conversation_id)
         except Exception as exc:
             return failed(conversation_id, chat, exc)
+        return self._answered(conversation_id, chat, result)
+
+    def _answered(self, conversation_id: str, chat: list[ChatMessage], result: TurnResult) -> PageUpdate:
+        """The page after a turn: the question and the answer (with its player) added, timings."""
         answer_audio = self.files.save(result.audio) if result.audio else None
         update = PageUpdate(conversation_id, chat, answer_audio=answer_audio, timings=format_timings(result.timings))
         if not result.stored:
-            return replace(update, status="🔇 말소리가 들리지 않았어요 (no speech heard): 마이크에 가까이 대고 다시 말씀해 주세요.")
+            return replace(update, status=NOT_HEARD)
         chat = list(chat) + [
             {"role": "user", "content": result.transcript},
             self._assistant_message(result.text, answer_audio),
         ]
-        status = "✅ 답변했어요 (answered)."
+        status = ANSWERED
         if result.audio_error:
             status = f"⚠️ 답변을 소리로 만들지 못했어요 (speech failed): {result.audio_error}"
         return replace(update, chat=chat, status=status)
@@ -193,6 +328,16 @@ class PageHandlers:
         if audio_path:
             content.append({"path": audio_path, "alt_text": "답변 음성 (answer audio)"})
         return {"role": "assistant", "content": content}
+
+
+def read_upload(audio_path: str | None) -> bytes:
+    """The bytes of a recording or upload; EmptyAudio / BadAudio say what to do."""
+    if not audio_path:
+        raise EmptyAudio("Nothing was recorded: press record, speak, then stop (or send an audio file).")
+    try:
+        return Path(audio_path).read_bytes()
+    except OSError as exc:
+        raise BadAudio(f"The upload could not be read ({exc}): try again.") from None
 
 
 def failed(conversation_id: str, chat: list[ChatMessage], exc: Exception) -> PageUpdate:

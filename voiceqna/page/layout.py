@@ -1,23 +1,37 @@
 """The Gradio Blocks page over the service: the layout and which handler each event calls.
 
-What the buttons do lives in `handlers.py` (plain functions, tested without a browser);
-the page's CSS and the microphone/HTTPS check live in `assets/`.
+What the buttons do lives in `handlers.py` (plain functions, tested without a browser); the
+page's CSS, its microphone/HTTPS check and the answer's audio queue live in `assets/`. The
+page's own events are private (not in "Use via API", not callable by gradio_client); its
+public API is `public_api.py`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import gradio as gr
 
 from voiceqna.config import Settings
-from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate
+from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate, Playback
+from voiceqna.page.public_api import publish_api
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CONCURRENT_TURNS = 4
 """Turns the page runs at once; more wait in Gradio's queue, which shows their position."""
 WORKING = "⏳ 처리 중이에요… (working)"
+ANSWER_PLAYERS = ("queue", "gradio", "whole")
+"""How the answer is heard. queue (the page's): each sentence as soon as it is spoken, on our
+Web Audio queue (assets/player.js). gradio: the same stream through Gradio's streaming
+gr.Audio (AAC over HLS). whole: no streaming, the whole answer once it is done (the page before
+streaming). benchmarks/page_first_audio.py measures all three; queue starts first."""
+PLAYER_HTML = (
+    '<div class="answer-player"><span class="answer-player-label">🔊 답변 음성 (answer audio)</span> '
+    '<span class="answer-player-state" aria-live="polite"></span> '
+    '<button type="button" class="answer-player-stop" title="멈추기 (stop)" disabled>■ 멈추기 (stop)</button></div>'
+)
 MIC_WARNING = (  # hidden until assets/page.js finds the microphone blocked
     '<div class="mic-warning-box" role="alert">'
     "<strong>🔒 이 주소에서는 브라우저가 마이크를 막아요</strong> "
@@ -38,7 +52,7 @@ def mount_options(settings: Settings) -> dict:
         "js": (ASSETS / "page.js").read_text(encoding="utf-8"),
         "max_file_size": settings.max_upload_bytes,
         "ssr_mode": False,
-        "footer_links": ["gradio", "settings"],  # not Gradio's API page: the REST API is /api, linked on the page
+        "footer_links": ["api", "gradio", "settings"],  # "Use via API": the endpoints of public_api.py
     }
 
 
@@ -54,7 +68,8 @@ class Page:
     recording: gr.Audio
     question: gr.Textbox
     send: gr.Button
-    answer: gr.Audio
+    answer: gr.Component
+    """The answer's player: our audio queue (gr.HTML), or a gr.Audio (see ANSWER_PLAYERS)."""
     conversation_box: gr.Textbox
     open_button: gr.Button
     new_button: gr.Button
@@ -62,15 +77,20 @@ class Page:
     engines: gr.Markdown
 
 
-def build_page(service, settings: Settings) -> gr.Blocks:
+def build_page(service, settings: Settings, answer_player: str = "queue") -> gr.Blocks:
+    """The page over `service`; `answer_player` is one of ANSWER_PLAYERS (the default is the page's)."""
+    if answer_player not in ANSWER_PLAYERS:
+        raise ValueError(f"answer_player={answer_player!r}: use one of {', '.join(ANSWER_PLAYERS)}")
     with gr.Blocks(title="한국어 음성 질의응답", analytics_enabled=False, delete_cache=(3600, 86400)) as blocks:
-        page = _layout(blocks)
-        _wire(page, PageHandlers(service))
+        page = _layout(blocks, answer_player)
+        handlers = PageHandlers(service)
+        publish_api(handlers)  # first: its names stay /ask_text…, the page's private events get suffixes
+        _wire(page, handlers, answer_player)
     blocks.queue(default_concurrency_limit=CONCURRENT_TURNS)
     return blocks
 
 
-def _layout(blocks: gr.Blocks) -> Page:
+def _layout(blocks: gr.Blocks, answer_player: str) -> Page:
     """Chat, recorder and text box on the left; answer player, conversation id, timings and engines on the right."""
     conversation = gr.State("")
     remembered = gr.BrowserState("", storage_key="voiceqna-conversation")
@@ -105,13 +125,7 @@ def _layout(blocks: gr.Blocks) -> Page:
                 )
                 send = gr.Button("보내기 (Send)", variant="primary", elem_id="send", scale=1, min_width=110)
         with gr.Column(scale=2, min_width=260):
-            answer = gr.Audio(
-                label="답변 음성 (answer, plays automatically)",
-                autoplay=True,
-                interactive=False,
-                elem_id="answer-audio",
-                buttons=["download"],
-            )
+            answer = _answer_player(answer_player)
             with gr.Group():
                 conversation_box = gr.Textbox(
                     label="대화 ID (conversation id)",
@@ -131,16 +145,32 @@ def _layout(blocks: gr.Blocks) -> Page:
                 conversation_box, open_button, new_button, timings, engines)
 
 
-def _wire(page: Page, handlers: PageHandlers) -> None:
+def _answer_player(kind: str) -> gr.Component:
+    if kind == "queue":
+        return gr.HTML(None, html_template=PLAYER_HTML, js_on_load=(ASSETS / "player.js").read_text(encoding="utf-8"),
+                       elem_id="answer-player", padding=True, container=True)
+    return gr.Audio(
+        label="답변 음성 (answer, plays automatically)",
+        autoplay=True,
+        interactive=False,
+        streaming=kind == "gradio",
+        elem_id="answer-audio",
+        buttons=["download"],
+    )
+
+
+def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
     """Which handler each event calls. Every handler's result goes through `show`."""
     turn_outputs = [page.conversation, page.conversation_box, page.chat, page.answer, page.status, page.timings,
                     page.remembered]
     inputs_while_busy = [page.send, page.question, page.recording]
+    locked, enabled = gr.update(interactive=False), gr.update(interactive=True)
+    private = dict(api_visibility="private")  # the page's plumbing: not part of its public API
 
-    def show(update: PageUpdate) -> tuple:
+    def show(update: PageUpdate, answer: "_AnswerValues | None" = None) -> tuple:
         if update.error:
             gr.Warning(update.error, title="확인해 주세요 (please check)")
-        return _as_outputs(update)
+        return _as_outputs(update, (answer or _AnswerValues(answer_player)).of(update))
 
     def ask_text(cid, history, text):
         update = handlers.ask_text(cid, history, text)
@@ -149,37 +179,68 @@ def _wire(page: Page, handlers: PageHandlers) -> None:
     def ask_audio(cid, history, path):
         return (*show(handlers.ask_audio(cid, history, path)), None)  # the recorder is ready again
 
+    def stream_text(cid, history, text) -> Iterator[tuple]:
+        yield from streamed(handlers.stream_text(cid, history, text),
+                            lambda failed: (gr.update(value=text if failed else "", interactive=True), enabled))
+
+    def stream_audio(cid, history, path) -> Iterator[tuple]:
+        yield from streamed(handlers.stream_audio(cid, history, path),
+                            lambda failed: (enabled, gr.update(value=None, interactive=True)))
+
+    def streamed(updates: Iterator[PageUpdate], inputs_after) -> Iterator[tuple]:
+        """A streamed turn, started the moment it is asked (no round trip for a separate 'busy'
+        event): the page says it is working and locks its inputs, then shows each event, then
+        unlocks them (a failed question stays in the box, the recorder is ready again)."""
+        answer, changes = _AnswerValues(answer_player), _Changes()
+        yield changes.of((*(gr.skip(),) * 4, WORKING, *(gr.skip(),) * 2, locked, locked, locked))
+        for update in updates:
+            final = update.playback is None or update.playback.final
+            after = (enabled, *inputs_after(bool(update.error))) if final else (gr.skip(),) * 3
+            yield changes.of((*show(update, answer), *after))
+
     def busy():  # answers at once, before the turn starts: the page shows that it is working
-        return WORKING, *(gr.update(interactive=False) for _ in inputs_while_busy)
+        return WORKING, *(locked for _ in inputs_while_busy)
 
-    def idle():
-        return tuple(gr.update(interactive=True) for _ in inputs_while_busy)
+    def idle():  # after the turn, whatever happened to it
+        return tuple(enabled for _ in inputs_while_busy)
 
-    text_turn = dict(fn=ask_text, inputs=[page.conversation, page.chat, page.question],
-                     outputs=[*turn_outputs, page.question])
-    audio_turn = dict(fn=ask_audio, inputs=[page.conversation, page.chat, page.recording],
-                      outputs=[*turn_outputs, page.recording])
+    if answer_player == "whole":  # the page before streaming, as it was (the benchmark's baseline)
+        text_turn = dict(fn=ask_text, inputs=[page.conversation, page.chat, page.question],
+                         outputs=[*turn_outputs, page.question])
+        audio_turn = dict(fn=ask_audio, inputs=[page.conversation, page.chat, page.recording],
+                          outputs=[*turn_outputs, page.recording])
+    else:
+        text_turn = dict(fn=stream_text, inputs=[page.conversation, page.chat, page.question],
+                         outputs=[*turn_outputs, *inputs_while_busy])
+        audio_turn = dict(fn=stream_audio, inputs=[page.conversation, page.chat, page.recording],
+                          outputs=[*turn_outputs, *inputs_while_busy])
     for trigger, turn in (
         (page.send.click, text_turn),
         (page.question.submit, text_turn),
         (page.recording.stop_recording, audio_turn),
         (page.recording.upload, audio_turn),
     ):
-        trigger(busy, None, [page.status, *inputs_while_busy], queue=False).then(
-            **turn, show_progress="minimal"
-        ).then(idle, None, inputs_while_busy, queue=False)
+        if answer_player == "whole":
+            trigger(busy, None, [page.status, *inputs_while_busy], queue=False, **private).then(
+                **turn, show_progress="minimal", **private
+            ).then(idle, None, inputs_while_busy, queue=False, **private)
+        else:
+            trigger(**turn, show_progress="minimal", **private).then(idle, None, inputs_while_busy, queue=False,
+                                                                      **private)
 
     page.open_button.click(
         lambda cid, history, current: show(handlers.open_conversation(cid, history, current)),
         [page.conversation_box, page.chat, page.conversation],
         turn_outputs,
+        **private,
     )
-    page.new_button.click(lambda: show(handlers.new_conversation()), None, turn_outputs)
-    page.chat.clear(lambda: show(handlers.new_conversation()), None, turn_outputs)  # the bin icon: start afresh
+    page.new_button.click(lambda: show(handlers.new_conversation()), None, turn_outputs, **private)
+    page.chat.clear(lambda: show(handlers.new_conversation()), None, turn_outputs, **private)  # the bin icon
     page.blocks.load(
         lambda saved: (handlers.engine_info(), *_reopen(handlers, saved)),
         [page.remembered],
         [page.engines, *turn_outputs],
+        **private,
     )
 
 
@@ -188,18 +249,69 @@ def _reopen(handlers: PageHandlers, saved: str) -> tuple:
     if saved:
         update = handlers.open_conversation(saved, [], "")
         if not update.error:
-            return _as_outputs(update)
-    return _as_outputs(PageUpdate("", []))
+            return _as_outputs(update, gr.skip())
+    return _as_outputs(PageUpdate("", []), gr.skip())
 
 
-def _as_outputs(update: PageUpdate) -> tuple:
-    """Values for `turn_outputs`; a failure leaves the last answer and its timings in place."""
+def _as_outputs(update: PageUpdate, answer: Any) -> tuple:
+    """Values for `turn_outputs`; a failure leaves the last timings in place."""
     return (
         update.conversation_id,
         update.conversation_id,
         update.chat,
-        gr.skip() if update.error else update.answer_audio,
+        answer,
         update.status,
         gr.skip() if update.timings is None else update.timings,
         update.conversation_id,
     )
+
+
+class _Changes:
+    """A streamed update sends only what changed since the last one: the browser then redraws
+    nothing else (the chat with its players, above all) while the answer's audio arrives."""
+
+    def __init__(self) -> None:
+        self.last: tuple | None = None
+
+    def of(self, values: tuple) -> tuple:
+        before, self.last = self.last, values
+        if before is None:
+            return values
+        return tuple(gr.skip() if _same(new, old) else new for new, old in zip(values, before))
+
+
+def _same(new: Any, old: Any) -> bool:
+    try:
+        return type(new) is type(old) and bool(new == old)
+    except Exception:  # a value that cannot be compared: send it
+        return False
+
+
+class _AnswerValues:
+    """What each update of one action puts in the answer's player, for each of ANSWER_PLAYERS."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.sent = 0
+        """Clips already sent (gradio: each update carries only the newest sentence)."""
+
+    def of(self, update: PageUpdate) -> Any:
+        if self.kind == "whole":
+            return gr.skip() if update.error else update.answer_audio
+        if update.playback is None:
+            return gr.skip()
+        if self.kind == "queue":
+            return _playback_value(update.playback)
+        new = update.playback.clips[self.sent:]  # gradio: one chunk per newly spoken sentence
+        self.sent = len(update.playback.clips)
+        return Path(new[-1]).read_bytes() if new else None
+
+
+def _playback_value(playback: Playback) -> dict:
+    """The audio queue's value; Gradio serves each clip (a FileData) and gives the page its URL."""
+    return {
+        "turn": playback.turn,
+        "clips": [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in playback.clips],
+        "final": playback.final,
+        "stopped": playback.stopped,
+    }

@@ -9,13 +9,17 @@ sentence → store. The store write comes last and is one transaction, so an err
 stage leaves the conversation exactly as it was. Everything that can fail on the request
 itself (unknown id, bad input, audio that does not decode, too many turns waiting) fails
 when the turn is asked for, before any event.
+
+A turn sent with an idempotency key is stored with it; a retry with the same key is answered
+from the store (the first answer, nothing new stored, no engine run), even when the retry
+races the first request in this process (the conversation's lock) or on another replica (the
+store's atomic check when writing).
 """
+
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 import unicodedata
 from contextlib import contextmanager
@@ -25,9 +29,8 @@ from typing import Callable, Generator, Iterator, Optional, Sequence
 import numpy as np
 
 from voiceqna import audio
-from voiceqna.errors import AudioTooLarge, EngineUnavailable, InvalidInput, Overloaded, VoiceQnAError, shown
+from voiceqna.errors import AudioTooLarge, EngineUnavailable, InvalidInput, VoiceQnAError, shown
 from voiceqna.ports import (
-    ROLES,
     ChatEngine,
     ConversationStore,
     Done,
@@ -38,23 +41,26 @@ from voiceqna.ports import (
     Recognizer,
     Sentence,
     SentenceAudio,
+    StoredTurn,
     Synthesizer,
     TextMessage,
     Timings,
     TurnEvent,
+    TurnKey,
     TurnResult,
     check_id,
     result_of,
 )
 from voiceqna.sentences import SentenceSplitter
+from voiceqna.service.admission import ConversationLocks, RecognitionGate, Ticket
+from voiceqna.service.checks import checked_key, checked_message, fingerprint, visible
+from voiceqna.service.turn_stream import TurnStream
 
 logger = logging.getLogger(__name__)
 
 NOT_HEARD = "죄송해요, 잘 듣지 못했어요. 다시 한 번 말씀해 주세요."
 INTERRUPTED_MARK = " …(중단됨)"
 """Appended to a stored answer that the user cut short: what follows it was never heard."""
-LOOKAHEAD = 2
-"""Spoken sentences a stream may get ahead of its reader; then it waits (bounded memory)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,21 @@ class _Turn:
     """Typed text (role `role`); empty for a spoken turn until it is recognised."""
     role: str = "user"
     samples: Optional[np.ndarray] = None
-    ticket: Optional["_Ticket"] = None
+    ticket: Optional[Ticket] = None
+    key: Optional[TurnKey] = None
+    """The client's idempotency key, with the fingerprint of what it asked."""
+    repeat: Optional[StoredTurn] = None
+    """The turn already stored under `key`: this request is a retry, answered from the store."""
+
+
+class _Repeat(Exception):
+    """Raised inside a turn that turns out to be a retry: the stored turn answers it."""
+
+    def __init__(self, stored: StoredTurn, spoken: bool = False) -> None:
+        super().__init__("repeat")
+        self.stored = stored
+        self.spoken = spoken
+        """True when this run already streamed its own sentences (found out only when storing)."""
 
 
 class ChatService:
@@ -136,44 +156,93 @@ class ChatService:
 
     # --- turns ---
 
-    def send_text(self, conversation_id: str, text: str, role: str = "user") -> TurnResult:
-        return result_of(self._run(self._typed(conversation_id, text, role)))
+    def send_text(self, conversation_id: str, text: str, role: str = "user", *,
+                  idempotency_key: str = "") -> TurnResult:
+        """A typed turn, whole. With `idempotency_key`, a repeat (same key, same conversation,
+        within a day) gets the first answer back and stores nothing (see IDEMPOTENCY_TTL_S)."""
+        return result_of(self._run(self._typed(conversation_id, text, role, idempotency_key)))
 
-    def send_audio(self, conversation_id: str, data: bytes) -> TurnResult:
-        return result_of(self._run(self._spoken(conversation_id, data)))
+    def send_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> TurnResult:
+        return result_of(self._run(self._spoken(conversation_id, data, idempotency_key)))
 
-    def stream_text(self, conversation_id: str, text: str, role: str = "user") -> "TurnStream":
-        return TurnStream(self, self._typed(conversation_id, text, role))
+    def transcribe(self, data: bytes) -> str:
+        """What is said in a recording (empty when nothing is), without a conversation: the
+        same limits and the same place in the recognizer's queue as a spoken turn."""
+        turn = self._spoken("", data)
+        try:
+            with turn.ticket:
+                return self._recognise(turn.samples)
+        finally:
+            turn.ticket.release()
 
-    def stream_audio(self, conversation_id: str, data: bytes) -> "TurnStream":
-        return TurnStream(self, self._spoken(conversation_id, data))
+    def stream_text(self, conversation_id: str, text: str, role: str = "user", *,
+                    idempotency_key: str = "") -> TurnStream:
+        """A typed turn as events; a repeat streams the stored answer (one sentence, one audio)."""
+        turn = self._typed(conversation_id, text, role, idempotency_key)
+        return TurnStream(lambda stream: self._run(turn, stream))
 
-    def _typed(self, conversation_id: str, text: str, role: str) -> _Turn:
+    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> TurnStream:
+        turn = self._spoken(conversation_id, data, idempotency_key)
+        return TurnStream(lambda stream: self._run(turn, stream))
+
+    def _typed(self, conversation_id: str, text: str, role: str, key: str = "") -> _Turn:
         started = time.perf_counter()
         message = self._checked(Message(role=role, text=text))
-        if not _visible(message.text):
+        if not visible(message.text):
             raise InvalidInput("The message is empty: type or say something first.")
-        self.store.history(check_id(conversation_id))  # NotFound now, before any event
-        return _Turn(conversation_id, started, Timings(), text=message.text, role=message.role)
+        turn = _Turn(conversation_id, started, Timings(), text=message.text, role=message.role)
+        if key:
+            turn.key = TurnKey(checked_key(key), fingerprint(b"text", message.role.encode(), message.text.encode()))
+        self._look_up(turn)  # NotFound now, before any event; a repeat is answered from the store
+        return turn
 
-    def _spoken(self, conversation_id: str, data: bytes) -> _Turn:
+    def _spoken(self, conversation_id: str, data: bytes, key: str = "") -> _Turn:
+        """A spoken turn, decoded and admitted to the recognizer's queue ("" for no conversation)."""
         started = time.perf_counter()
         if len(data) > self.limits.max_upload_bytes:
             raise AudioTooLarge(
                 f"The upload is {len(data) / 1e6:.1f} MB, over the limit of "
                 f"{self.limits.max_upload_bytes / 1e6:.1f} MB: send a shorter clip."
             )
-        self.store.history(check_id(conversation_id))  # NotFound before decoding and recognition
-        timings = Timings()
-        with _stopwatch(timings, "decode_ms"):
-            samples = audio.decode(data, max_seconds=self.limits.max_audio_s)
-        return _Turn(conversation_id, started, timings, samples=samples, ticket=self.gate.reserve())
+        turn = _Turn(conversation_id, started, Timings())
+        if key:
+            turn.key = TurnKey(checked_key(key), fingerprint(b"audio", data))
+        if conversation_id:
+            self._look_up(turn)  # NotFound before decoding and recognition; a repeat skips both
+        if turn.repeat is None:
+            with _stopwatch(turn.timings, "decode_ms"):
+                turn.samples = audio.decode(data, max_seconds=self.limits.max_audio_s)
+            turn.ticket = self.gate.reserve()
+        return turn
 
-    def _run(self, turn: _Turn, stream: Optional["TurnStream"] = None) -> TurnEvent:
+    def _look_up(self, turn: _Turn) -> None:
+        """NotFound for an unknown conversation; for a keyed turn, the turn already stored under
+        its key (a retry), if any, goes to `turn.repeat` — refused if it was asked differently."""
+        check_id(turn.conversation_id)
+        if turn.key is None:
+            self.store.history(turn.conversation_id)
+            return
+        turn.repeat = self._same_request(turn, self.store.turn(turn.conversation_id, turn.key.key))
+
+    @staticmethod
+    def _same_request(turn: _Turn, stored: Optional[StoredTurn]) -> Optional[StoredTurn]:
+        """`stored`, the turn found under this turn's key, if it was asked the same way; a key
+        reused for another question is refused (nothing is stored for this one)."""
+        if stored is not None and stored.fingerprint != turn.key.fingerprint:
+            raise InvalidInput(
+                f"The Idempotency-Key {shown(turn.key.key)} was already used for another question in this "
+                "conversation: send a new key with each new question (the same key only to retry the same one)."
+            )
+        return stored
+
+    def _run(self, turn: _Turn, stream: Optional[TurnStream] = None) -> TurnEvent:
         """Play the turn through, handing each event to `stream` (if any); the last event,
         Done or Failed, is also returned. Never raises."""
         emit = stream.put if stream else (lambda event: None)
         try:
+            if turn.repeat is not None:
+                emit(Heard(turn.repeat.transcript))
+                raise _Repeat(turn.repeat)
             if turn.samples is not None:
                 with turn.ticket:
                     with _stopwatch(turn.timings, "asr_ms"):
@@ -183,6 +252,8 @@ class ChatService:
                 last: TurnEvent = Done(self._not_heard(turn, emit))
             else:
                 last = Done(self._answer(turn, emit, stream))
+        except _Repeat as repeat:
+            last = Done(self._replay(turn, repeat, emit))
         except VoiceQnAError as exc:
             last = Failed(exc)
         except Exception as exc:  # a bug or an engine's own failure: logged, never half-stored
@@ -203,11 +274,14 @@ class ChatService:
             logger.exception("Recognizer failed")
             raise EngineUnavailable(f"The speech recognizer failed ({type(exc).__name__}): try again.") from None
 
-    def _answer(self, turn: _Turn, emit: Callable[[TurnEvent], None], stream: Optional["TurnStream"]) -> TurnResult:
+    def _answer(self, turn: _Turn, emit: Callable[[TurnEvent], None], stream: Optional[TurnStream]) -> TurnResult:
         """Answer, speak sentence by sentence, then store the turn whole. The conversation's lock
         is held by the thread that runs the turn, never across a reader's wait."""
         timings = turn.timings
         with self.locks.hold(turn.conversation_id):
+            if turn.key is not None and (earlier := self._same_request(turn, self.store.turn(turn.conversation_id,
+                                                                                              turn.key.key))):
+                raise _Repeat(earlier)  # a retry that ran alongside the first one, which has just been stored
             history = self.store.history(turn.conversation_id)
             speech = _Speech(self, turn, emit)
             written: list[str] = []
@@ -229,8 +303,11 @@ class ChatService:
                 answer = " ".join(speech.sentences[:interrupted]) + INTERRUPTED_MARK
                 spoken = audio.join_wavs(speech.audios[:interrupted])
             user = Message(turn.role, turn.text, audio.encode_wav(turn.samples) if turn.samples is not None else b"")
+            key = replace(turn.key, audio_error=speech.error) if turn.key else None
             with _stopwatch(timings, "store_ms"):
-                self.store.append(turn.conversation_id, [user, Message("assistant", answer, spoken)])
+                earlier = self.store.append(turn.conversation_id, [user, Message("assistant", answer, spoken)], key)
+            if self._same_request(turn, earlier):  # another replica stored a retry of this request first
+                raise _Repeat(earlier, spoken=True)  # its answer stands; nothing of this run is stored
         timings.total_ms = _ms_since(turn.started)
         return TurnResult(turn.conversation_id, turn.text, answer, spoken, timings, True, speech.error,
                           interrupted is not None)
@@ -266,6 +343,17 @@ class ChatService:
                 close()
         yield from splitter.flush()
 
+    def _replay(self, turn: _Turn, repeat: _Repeat, emit: Callable[[TurnEvent], None]) -> TurnResult:
+        """A retried request: the stored answer's events (one sentence, its audio), nothing stored."""
+        stored = repeat.stored
+        if not repeat.spoken:
+            emit(Sentence(0, stored.text))
+            if stored.audio:
+                emit(SentenceAudio(0, stored.audio))
+        turn.timings.total_ms = _ms_since(turn.started)
+        return TurnResult(turn.conversation_id, stored.transcript, stored.text, stored.audio, turn.timings, True,
+                          stored.audio_error, repeated=True)
+
     def _not_heard(self, turn: _Turn, emit: Callable[[TurnEvent], None]) -> TurnResult:
         """No speech: a spoken apology, no chat engine, nothing stored."""
         speech = _Speech(self, turn, emit)
@@ -274,23 +362,7 @@ class ChatService:
         return TurnResult(turn.conversation_id, "", NOT_HEARD, speech.audio, turn.timings, False, speech.error)
 
     def _checked(self, message: Message) -> Message:
-        if message.role not in ROLES:
-            raise InvalidInput(f"Unknown role {shown(message.role)}: use one of {', '.join(ROLES)}.")
-        if not isinstance(message.text, str):
-            raise InvalidInput("The message must be a string.")
-        text = unicodedata.normalize("NFC", message.text).strip()
-        if "\x00" in text:
-            raise InvalidInput("The message contains a NUL character: remove it and send again.")
-        if not text.isascii() and not _encodable(text):
-            raise InvalidInput("The message contains a lone surrogate (half of a UTF-16 pair, e.g. \\ud800): "
-                               "send valid Unicode text.")
-        if message.role == "user" and not _visible(text) and not message.audio:
-            raise InvalidInput("The message is empty (or only invisible characters): type or say something first.")
-        if len(text) > self.limits.max_message_chars:
-            raise InvalidInput(
-                f"The message has {len(text)} characters, over the limit of {self.limits.max_message_chars}."
-            )
-        return Message(message.role, text, message.audio)
+        return checked_message(message, self.limits.max_message_chars)
 
 
 class _Speech:
@@ -332,158 +404,6 @@ class _Speech:
             self.turn.timings.tts_ms += _ms_since(started)
 
 
-class TurnStream:
-    """The events of one turn, in order, as they happen. Iterate it (or call `next_event`).
-
-    The turn runs on a thread of its own from the moment the stream is made: a reader that
-    stops reading, or goes away (`close`), does not stop it — the answer is finished and
-    stored whole, as a non-streamed turn would be, so a retry or a GET sees it. The thread
-    waits for a slow reader only while it is LOOKAHEAD spoken sentences ahead.
-    `interrupt(played)` is different: the user cut the answer short (barge-in), so the rest
-    is not written, and the stored answer is the first `played` sentences, marked.
-    """
-
-    def __init__(self, service: ChatService, turn: _Turn) -> None:
-        self.events: queue.Queue[TurnEvent] = queue.Queue()
-        self.interrupted: Optional[int] = None
-        self._ahead = threading.Condition()
-        self._unread_audio = 0
-        self._abandoned = False
-        self._finished = False
-        self.thread = threading.Thread(target=service._run, args=(turn, self), name="turn", daemon=True)
-        self.thread.start()
-
-    def put(self, event: TurnEvent) -> None:
-        """From the turn's thread: hand one event over, waiting while too far ahead of the reader."""
-        with self._ahead:
-            if isinstance(event, SentenceAudio):
-                self._ahead.wait_for(lambda: self._unread_audio < LOOKAHEAD or self._abandoned
-                                     or self.interrupted is not None)
-                self._unread_audio += 1
-        self.events.put(event)
-
-    def next_event(self, timeout: Optional[float] = None) -> Optional[TurnEvent]:
-        """The next event; None after the last one, or when `timeout` passes first."""
-        if self._finished:
-            return None
-        try:
-            event = self.events.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if isinstance(event, SentenceAudio):
-            with self._ahead:
-                self._unread_audio -= 1
-                self._ahead.notify_all()
-        self._finished = isinstance(event, (Done, Failed))
-        return event
-
-    @property
-    def finished(self) -> bool:
-        return self._finished
-
-    def __iter__(self) -> Iterator[TurnEvent]:
-        while (event := self.next_event()) is not None:
-            yield event
-
-    def __enter__(self) -> "TurnStream":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """The reader is gone: the turn goes on to its end without waiting for it."""
-        with self._ahead:
-            self._abandoned = True
-            self._ahead.notify_all()
-
-    def interrupt(self, played: int) -> None:
-        """Barge-in: stop the answer; keep (and store) only its first `played` sentences."""
-        with self._ahead:
-            if self.interrupted is None:
-                self.interrupted = max(0, int(played))
-            self._ahead.notify_all()
-
-    def result(self) -> TurnResult:
-        """Wait for the end; the turn's result, or its error raised."""
-        last = None
-        for last in self:
-            pass
-        return result_of(last)
-
-
-class RecognitionGate:
-    """Spoken turns: `at_once` are recognised at a time, up to `waiting` more wait, and any
-    more are refused at once (Overloaded: 503 with Retry-After over REST) rather than left
-    hanging. A turn reserves its place when it is asked for (after its upload arrived, so a
-    slow upload holds nothing) and gives it back as soon as its recognition is over."""
-
-    def __init__(self, at_once: int, waiting: int) -> None:
-        self.slots = threading.Semaphore(at_once)
-        self.capacity = at_once + waiting
-        self.admitted = 0
-        self._lock = threading.Lock()
-
-    def reserve(self) -> "_Ticket":
-        with self._lock:
-            if self.admitted >= self.capacity:
-                raise Overloaded(
-                    f"The server is busy: {self.admitted} spoken turns are already being recognised or waiting. "
-                    "Try again in a few seconds; nothing was stored."
-                )
-            self.admitted += 1
-        return _Ticket(self)
-
-
-class _Ticket:
-    """A reserved place at the gate: `with ticket:` waits for a slot and recognises; `release`
-    (idempotent) gives the place back, whether or not the turn got that far."""
-
-    def __init__(self, gate: RecognitionGate) -> None:
-        self.gate = gate
-        self.released = False
-
-    def __enter__(self) -> None:
-        self.gate.slots.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.gate.slots.release()
-        self.release()
-
-    def release(self) -> None:
-        with self.gate._lock:
-            if not self.released:
-                self.released = True
-                self.gate.admitted -= 1
-
-
-class ConversationLocks:
-    """One lock per conversation that has a turn running or waiting: turns on one conversation
-    take turns (each sees the answer before it), turns on different ones never wait for each
-    other. Locks are made on demand and dropped when unused (memory stays bounded)."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, list] = {}  # id -> [lock, users]
-
-    @contextmanager
-    def hold(self, conversation_id: str) -> Iterator[None]:
-        with self._guard:
-            entry = self._locks.setdefault(conversation_id, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            with entry[0]:
-                yield
-        finally:
-            with self._guard:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._locks[conversation_id]
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
 @contextmanager
 def _stopwatch(timings: Timings, name: str) -> Iterator[None]:
     started = time.perf_counter()
@@ -495,16 +415,3 @@ def _stopwatch(timings: Timings, name: str) -> Iterator[None]:
 
 def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
-
-
-def _visible(text: str) -> bool:
-    """True when something besides spaces, controls and zero-width marks is left to read."""
-    return any(unicodedata.category(c)[0] not in "ZC" for c in text)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False

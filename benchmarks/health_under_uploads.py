@@ -1,0 +1,227 @@
+"""Does the API stay responsive while big bodies come and go? /health latency while 10 clients
+send and fetch 20 MB JSON bodies, for this checkout and for a baseline commit, in one run.
+
+    python benchmarks/health_under_uploads.py --baseline-commit 3c3a230
+        # writes benchmarks/results/health-under-uploads.json
+
+Each variant is a real `python app.py --api-only` on loopback (offline engines, SQLite, a
+fresh DATA_DIR; the baseline runs from a temporary git worktree of its commit). Ten client
+threads, in a process of their own, each repeat: POST /create with a 20 MB JSON body (one
+message with 15 MB of audio as base64: parsed, decoded, stored), then GET that conversation
+back (a 20 MB JSON answer). Meanwhile this process asks /health every 100 ms and records how
+long each answer took (and first, for IDLE_S, with no load at all: the machine's floor).
+Variants alternate over `--rounds`, so both see the same background load. The target: /health
+p95 under 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from voiceqna.config import Settings  # noqa: E402
+
+logger = logging.getLogger("health_under_uploads")
+
+AUDIO_BYTES = 15 * 1024 * 1024
+"""15 MB of audio: 20 MB as base64 in JSON."""
+PROBE_EVERY_S = 0.1
+IDLE_S = 10.0
+"""/health is first probed this long with no load: what this machine gives at best (its floor)."""
+
+
+def header(command: str) -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown")
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": commit + ("+uncommitted changes" if dirty else ""),
+        "machine": {"platform": platform.platform(), "cpu": cpu, "cores": len(os.sched_getaffinity(0))},
+        "load_average": os.getloadavg(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+    }
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """`python app.py --api-only` from `root` on a free loopback port, with a fresh DATA_DIR."""
+
+    def __init__(self, root: Path, data_dir: Path, log: Path) -> None:
+        env = dict(os.environ)
+        env.update({f.name.upper(): "" for f in fields(Settings)})
+        env.update({"DATA_DIR": str(data_dir), "MODELS_DIR": str(PROJECT_ROOT / "models"), "MAX_UPLOAD_MB": "25",
+                    "CHAT_ENGINE": "offline", "TTS_ENGINE": "none"})
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "app.py", "--api-only", "--host", "127.0.0.1", "--port", str(self.port), "--no-warm-up",
+             "--log-level", "WARNING"], cwd=root, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 240
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the server from {root} exited: see {log}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the server from {root} did not answer: see {log}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def clients(url: str, count: int, stop: multiprocessing.Event, done: multiprocessing.Queue) -> None:
+    """The load, in a process of its own (its threads never hold this process's GIL)."""
+    audio = base64.b64encode(os.urandom(AUDIO_BYTES)).decode()
+    body = json.dumps({"messages": ["긴 녹음"], "roles": ["user"], "audios": [audio]}).encode()
+    headers = {"Content-Type": "application/json"}
+    counts = {"create": 0, "get": 0, "errors": 0}
+    lock = threading.Lock()
+
+    def client() -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                created = session.post(f"{url}/create", data=body, headers=headers, timeout=300)
+                got = session.get(f"{url}/{created.json()['id']}", timeout=300) if created.status_code == 201 else None
+                ok = got is not None and got.status_code == 200 and len(got.content) > len(audio)
+            except (requests.RequestException, ValueError, KeyError):
+                ok = False
+            with lock:
+                if ok:
+                    counts["create"] += 1
+                    counts["get"] += 1
+                else:
+                    counts["errors"] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.put(counts)
+
+
+def measure(url: str, count: int, seconds: float) -> dict:
+    stop, done = multiprocessing.Event(), multiprocessing.Queue()
+    load = multiprocessing.Process(target=clients, args=(url, count, stop, done))
+    load.start()
+    if count:
+        time.sleep(min(5.0, seconds / 4))  # the clients get going
+    latencies, failures = [], 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        started = time.perf_counter()
+        try:
+            requests.get(f"{url}/health", timeout=30).raise_for_status()
+            latencies.append((time.perf_counter() - started) * 1000)
+        except requests.RequestException:
+            failures += 1
+        time.sleep(max(0.0, PROBE_EVERY_S - (time.perf_counter() - started)))
+    stop.set()
+    counts = done.get(timeout=600)
+    load.join()
+    return {"latencies_ms": latencies, "health_failures": failures, "requests": counts}
+
+
+def summary(runs: list[dict]) -> dict:
+    ms = sorted(x for run in runs for x in run["latencies_ms"])
+    pick = lambda q: round(ms[min(len(ms) - 1, int(q * (len(ms) - 1)))], 1)  # noqa: E731
+    return {"health_probes": len(ms), "health_failures": sum(r["health_failures"] for r in runs),
+            "p50_ms": round(statistics.median(ms), 1), "p95_ms": pick(0.95), "p99_ms": pick(0.99),
+            "max_ms": round(ms[-1], 1),
+            "requests": {k: sum(r["requests"][k] for r in runs) for k in runs[0]["requests"]}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline-commit", required=True, help="the commit to compare with (e.g. the one before the fix)")
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=30.0, help="of /health probing per variant and round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "benchmarks" / "results" / "health-under-uploads.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    command = (f"python benchmarks/health_under_uploads.py --baseline-commit {args.baseline_commit} "
+               f"--clients {args.clients} --seconds {args.seconds:g} --rounds {args.rounds}")
+    result = {"header": header(command), "target": "/health p95 < 200 ms"}
+    baseline = git("rev-parse", args.baseline_commit)
+    result["header"]["baseline_commit"] = baseline
+    work = Path(tempfile.mkdtemp(prefix="health-under-uploads-"))
+    baseline_root = work / "baseline"
+    git("worktree", "add", "--detach", str(baseline_root), baseline)
+    runs: dict[str, list[dict]] = {"baseline": [], "this": []}
+    idle: dict[str, list[dict]] = {"baseline": [], "this": []}
+    try:
+        for round_ in range(args.rounds):
+            order = ("baseline", "this") if round_ % 2 == 0 else ("this", "baseline")
+            for variant in order:
+                root = baseline_root if variant == "baseline" else PROJECT_ROOT
+                data_dir = work / f"{variant}-{round_}" / "data"
+                server = Server(root, data_dir, work / f"{variant}-{round_}.log")
+                try:
+                    idle[variant].append(measure(server.url, 0, IDLE_S))  # the machine's floor, no load
+                    run = measure(server.url, args.clients, args.seconds)
+                finally:
+                    server.stop()
+                    shutil.rmtree(data_dir, ignore_errors=True)
+                runs[variant].append(run)
+                s = summary([run])
+                logger.info("round %d %-8s /health p50 %6.1f ms  p95 %7.1f ms  max %7.1f ms  %s", round_ + 1, variant,
+                            s["p50_ms"], s["p95_ms"], s["max_ms"], s["requests"])
+    finally:
+        git("worktree", "remove", "--force", str(baseline_root))
+        shutil.rmtree(work, ignore_errors=True)
+    result["baseline"], result["this"] = summary(runs["baseline"]), summary(runs["this"])
+    result["idle"] = {variant: summary(idle[variant]) for variant in idle}
+    result["baseline_p95_over_this_p95"] = round(result["baseline"]["p95_ms"] / result["this"]["p95_ms"], 1)
+    result["header"]["load_average_end"] = os.getloadavg()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    logger.info("baseline p95 %.1f ms, this p95 %.1f ms (target < 200 ms); wrote %s",
+                result["baseline"]["p95_ms"], result["this"]["p95_ms"], args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,354 @@
+"""In the browser: from asking (Enter, or the Stop click of a recording) to the first answer audio
+playing, for three ways the page can play the answer, same server, same run.
+
+    python benchmarks/page_first_audio.py                 # writes benchmarks/results/page-first-audio.json
+    python benchmarks/page_first_audio.py --turns 3 --no-spoken
+
+The players (voiceqna.page.layout.ANSWER_PLAYERS): `queue`, the page's own audio queue (each
+sentence's WAV as soon as it is spoken, played back to back with Web Audio); `gradio`, the same
+streamed turn through Gradio's streaming gr.Audio (AAC over HLS); `whole`, the page before
+streaming (the answer plays once the whole turn is done).
+
+One server process (this script with --serve) runs the real service — Whisper base, espeak-ng,
+SQLite — and mounts the page three times, once per player. Its chat engine is a FAKE
+OpenAI-compatible server (tests/fake_openai.py; OpenAI cannot be reached here) streaming at a
+realistic pace: first token after 0.4 s, then 15 tokens a second of 2 characters, answers of
+three Korean sentences of 25-35 syllables (a different answer each turn, so no audio is ever
+served from the browser's cache). Debian's Chromium (Playwright) asks; turns go round the three
+pages, round after round, so the load of this shared machine falls on all three alike; each turn
+waits for its answer to finish playing before the next starts.
+
+Measured in the page (performance.now()): asked = the Enter keydown or the Stop click; first
+audio = the first `playing` event of a media element (gradio, whole) or the queue's
+"voiceqna-playing" (dispatched when its first sentence starts on the audio clock). Gaps: the
+queue's log (silence before a sentence that was not decoded when the one before ended;
+overlaps: a sentence starting before the one before ended); gradio: `waiting` events after
+playback started (the HLS player ran dry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+logger = logging.getLogger("page_first_audio")
+
+RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "page-first-audio.json"
+CHROMIUM = "/usr/bin/chromium"
+PLAYERS = ("queue", "gradio", "whole")
+FIRST_TOKEN_S = 0.4
+TOKENS_PER_S = 15.0
+TURN_TIMEOUT_MS = 120_000
+QUESTION_CLIP = "sub100100a00000.wav"
+"""저 식당 음식이 정말 맛있나 봐요. — 2.7 s of real Korean read speech (../shared/data)."""
+ANSWERS = (
+    "서울은 대한민국의 수도이면서 인구가 가장 많은 큰 도시예요. 한강이 도시 한가운데를 흐르고 북한산과 남산이 둘러싸고 있어요. "
+    "봄에는 벚꽃이 피고 가을에는 단풍이 아름다워서 여행하기 좋아요.",
+    "부산은 우리나라에서 두 번째로 크고 바다가 아름다운 항구 도시예요. 해운대와 광안리 해수욕장에는 여름마다 사람들이 아주 많이 모여요. "
+    "가을에는 국제 영화제가 열려서 세계 여러 나라 손님이 찾아와요.",
+    "김치는 배추와 무에 고춧가루와 마늘을 넣어 발효시킨 음식이에요. 집집마다 김치를 담그는 방법이 달라서 맛도 조금씩 다르답니다. "
+    "겨울이 오기 전에 온 가족이 함께 모여 김장을 하는 풍습이 있어요.",
+    "제주도는 우리나라 남쪽 바다에 있는 가장 크고 아름다운 섬이에요. 한라산 꼭대기에는 백록담이라는 아름다운 호수가 있답니다. "
+    "돌하르방과 귤밭과 푸른 바다를 보러 일 년 내내 여행객이 찾아와요.",
+    "한글은 세종대왕이 백성을 위해 직접 만든 우리 고유의 글자예요. 자음과 모음을 모아서 쓰기 때문에 누구나 쉽게 배울 수 있어요. "
+    "매년 시월 구일은 한글의 소중함을 기리는 뜻깊은 한글날이랍니다.",
+    "경주는 천 년 동안 신라의 수도였던 아주 오래되고 역사 깊은 도시예요. 불국사와 석굴암은 유네스코 세계 문화유산으로 지정되어 있어요. "
+    "밤에는 동궁과 월지의 불빛이 연못에 비쳐서 정말 아름다워요.",
+)
+# In every page: when the user asked, when the first answer audio played, and HLS stalls.
+PROBE = """
+window.__bench = {
+  asked: null, playing: null, ended: null, working: false, waiting: 0,
+  reset() {
+    Object.assign(this, {asked: null, playing: null, ended: null, working: false, waiting: 0});
+    if (this.observer) return;
+    // The turn is over when the status line, having said it was working, says how it ended.
+    const status = document.querySelector('#status');
+    this.observer = new MutationObserver(() => {
+      const text = status.innerText;
+      if (/처리 중|답하는 중/.test(text)) this.working = true;
+      else if (this.working && this.ended === null && /[✅⚠🔇]/u.test(text)) this.ended = performance.now();
+    });
+    this.observer.observe(status, {childList: true, subtree: true, characterData: true});
+  },
+};
+const mark = (event) => {
+  if (event.target.closest && event.target.closest('#question-audio')) return;  // the recording's own player
+  if (window.__bench.asked !== null && window.__bench.playing === null) window.__bench.playing = performance.now();
+};
+const stall = () => { if (window.__bench.playing !== null) window.__bench.waiting++; };
+const watched = new WeakSet();
+const play = HTMLMediaElement.prototype.play;
+HTMLMediaElement.prototype.play = function (...args) {  // players outside the document too
+  if (!watched.has(this)) {
+    watched.add(this);
+    this.addEventListener('playing', mark);
+    this.addEventListener('waiting', stall);
+  }
+  return play.apply(this, args);
+};
+const listen = (root) => {  // media events do not leave a shadow root (Gradio's waveform player has one)
+  root.addEventListener('playing', (e) => { if (!watched.has(e.target)) mark(e); }, true);
+  root.addEventListener('waiting', (e) => { if (!watched.has(e.target)) stall(); }, true);
+};
+const attachShadow = Element.prototype.attachShadow;
+Element.prototype.attachShadow = function (...args) {
+  const root = attachShadow.apply(this, args);
+  listen(root);
+  return root;
+};
+listen(document);
+document.addEventListener('voiceqna-playing', mark, true);
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && e.target.closest && e.target.closest('#question-text')) window.__bench.asked = performance.now();
+}, true);
+document.addEventListener('click', (e) => {
+  if (e.target.closest && e.target.closest('#question-audio .stop-button')) window.__bench.asked = performance.now();
+}, true);
+"""
+PLAYBACK_OVER = """([player]) => {
+  if (player === 'queue') {
+    const p = window.voiceqnaPlayer;
+    return p.log && p.log.final && p.sources.length === 0 && p.log.clips.every((c) => c.until !== null);
+  }
+  const answer = document.querySelector('#answer-audio');
+  const media = [...answer.querySelectorAll('audio')].concat(...[...answer.querySelectorAll('*')]
+    .filter((e) => e.shadowRoot).map((e) => [...e.shadowRoot.querySelectorAll('audio')]));
+  return media.some((m) => m.currentTime > 0) && media.every((m) => m.paused || m.ended);
+}"""
+
+
+# --- the server: this script with --serve ---
+
+
+def serve(port: int, openai_url: str, data_dir: str) -> None:
+    """The real service behind three pages, /page-queue, /page-gradio, /page-whole."""
+    import gradio as gr
+    import uvicorn
+    from fastapi import FastAPI
+
+    from voiceqna.compose import build_service
+    from voiceqna.config import Settings
+    from voiceqna.page import build_page, mount_options
+
+    settings = Settings.from_env({"DATA_DIR": data_dir, "CHAT_ENGINE": "openai", "OPENAI_API_KEY": "fake",
+                                  "OPENAI_BASE_URL": openai_url}, dotenv_path=None)
+    service = build_service(settings)
+    service.warm_up()
+    root = FastAPI()
+    for player in PLAYERS:
+        gr.mount_gradio_app(root, build_page(service, settings, answer_player=player), path=f"/page-{player}",
+                            **mount_options(settings))
+    uvicorn.run(root, host="127.0.0.1", port=port, log_level="warning")
+
+
+def start_server(openai_url: str, data_dir: Path) -> tuple[subprocess.Popen, str]:
+    from tests.live_server import free_port
+
+    port = free_port()
+    log = open(data_dir.parent / "server.log", "wb")
+    process = subprocess.Popen([sys.executable, __file__, "--serve", str(port), openai_url, str(data_dir)],
+                               cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    import requests
+
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if all(requests.get(f"{url}/page-{p}/", timeout=5).ok for p in PLAYERS):
+                return process, url
+        except requests.RequestException:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the server did not start: see {data_dir.parent / 'server.log'}")
+        time.sleep(0.5)
+
+
+# --- the browser ---
+
+
+def open_page(playwright, url: str, microphone: Path | None, profile: Path):
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    if microphone:
+        args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-audio-capture={microphone}%noloop"]
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=CHROMIUM, args=args, headless=True, locale="ko-KR",
+        viewport={"width": 1280, "height": 900})
+    context.add_init_script(PROBE)
+    page = context.pages[0] if context.pages else context.new_page()
+    page.set_default_timeout(TURN_TIMEOUT_MS)
+    page.goto(url)
+    page.wait_for_selector("#engines li")
+    return context, page
+
+
+def one_turn(page, player: str, question: str, clip_s: float | None) -> dict:
+    """Ask once (typed when clip_s is None, else record clip_s seconds) and measure."""
+    page.evaluate("window.__bench.reset()")
+    if clip_s is None:
+        page.fill("#question-text textarea", question)
+        page.keyboard.press("Enter")
+    else:
+        page.click("#question-audio button.record-button")
+        time.sleep(clip_s + 0.7)
+        page.click("#question-audio button.stop-button")
+    page.wait_for_function("() => window.__bench.ended !== null")
+    status = page.inner_text("#status")
+    page.wait_for_function("() => window.__bench.playing !== null")
+    page.wait_for_function(PLAYBACK_OVER, arg=[player])
+    bench = page.evaluate("({asked: window.__bench.asked, playing: window.__bench.playing, waiting: window.__bench.waiting})")
+    turn = {
+        "answered": "✅" in status,
+        "first_audio_ms": round(bench["playing"] - bench["asked"], 1),
+        "server_first_audio_ms": _timing(page, "첫 음성까지"),
+        "server_total_ms": _timing(page, "전체"),
+    }
+    if clip_s is not None:
+        turn["heard"] = page.query_selector_all("#chat .message.user")[-1].inner_text().strip()
+    if player == "queue":
+        log = page.evaluate("window.voiceqnaPlayer.log")
+        clips = log["clips"]
+        turn["sentences"] = len(clips)
+        turn["gaps_ms"] = [round(c["gap"] * 1000, 1) for c in clips[1:]]
+        turn["stalls"] = sum(c["gap"] > 0.005 for c in clips[1:])
+        turn["overlaps"] = sum(b["at"] < a["until"] - 1e-6 for a, b in zip(clips, clips[1:]))
+        turn["first_sentence_before_last_arrived"] = clips[0]["start"] < clips[-1]["arrived"]
+    elif player == "gradio":
+        turn["stalls"] = bench["waiting"]
+    else:
+        turn["stalls"] = 0  # one file
+    return turn
+
+
+def _timing(page, label: str) -> float | None:
+    """A row of the page's timings table, in ms (the server's own measure of this turn)."""
+    match = re.search(rf"{label}[^\n\t]*[\t ]+([\d.]+) (m?s)", page.inner_text("#timings"))
+    if not match:
+        return None
+    return float(match.group(1)) * (1 if match.group(2) == "ms" else 1000)
+
+
+def summary(turns: list[dict]) -> dict:
+    firsts = sorted(t["first_audio_ms"] for t in turns)
+    return {
+        "turns": len(turns),
+        "answered": sum(t["answered"] for t in turns),
+        "first_audio_p50_ms": round(statistics.median(firsts), 1),
+        "first_audio_p95_ms": round(firsts[min(len(firsts) - 1, round(0.95 * (len(firsts) - 1)))], 1),
+        "first_audio_ms": [t["first_audio_ms"] for t in turns],
+        "server_first_audio_p50_ms": _median([t["server_first_audio_ms"] for t in turns]),
+        "server_total_p50_ms": _median([t["server_total_ms"] for t in turns]),
+        "stalls": sum(t["stalls"] for t in turns),
+        "overlaps": sum(t.get("overlaps", 0) for t in turns),
+    }
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 1) if values else None
+
+
+def run(turns: int, spoken: bool) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from tests.fake_openai import FakeOpenAI
+    from voiceqna.evaluation.clips import READ_SPEECH, seconds
+
+    fake = FakeOpenAI(answer=ANSWERS[0], first_token_s=FIRST_TOKEN_S, tokens_per_s=TOKENS_PER_S)
+    work = Path(tempfile.mkdtemp(prefix="page-first-audio-"))
+    process, url = start_server(fake.base_url, work / "data")
+    modes = {"typed": None}
+    if spoken:
+        clip = READ_SPEECH / QUESTION_CLIP
+        modes["spoken"] = clip
+    results: dict = {}
+    answer_number = 0
+    try:
+        with sync_playwright() as playwright:
+            for mode, microphone in modes.items():
+                clip_s = seconds(microphone.read_bytes()) if microphone else None
+                pages = {p: open_page(playwright, f"{url}/page-{p}/", microphone, work / f"profile-{mode}-{p}")
+                         for p in PLAYERS}
+                measured: dict[str, list] = {p: [] for p in PLAYERS}
+                for round_number in range(turns + 1):  # round 0 warms each page up and is not counted
+                    order = PLAYERS[round_number % 3:] + PLAYERS[:round_number % 3]
+                    for player in order:
+                        fake.answer = ANSWERS[answer_number % len(ANSWERS)]
+                        answer_number += 1
+                        turn = one_turn(pages[player][1], player, "이 도시에 대해 알려 줘", clip_s)
+                        logger.info("%s %s round %d: %s", mode, player, round_number, turn)
+                        if round_number:
+                            measured[player].append(turn)
+                for context, _ in pages.values():
+                    context.close()
+                results[mode] = {p: {**summary(t), "each": t} for p, t in measured.items()}
+                whole = results[mode]["whole"]["first_audio_p50_ms"]
+                results[mode]["ratio_to_whole_p50"] = {
+                    p: round(results[mode][p]["first_audio_p50_ms"] / whole, 3) for p in PLAYERS}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        fake.close()
+    return results
+
+
+def header(turns: int) -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout
+    browser = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "commit": commit.strip(),
+        "machine": {"platform": platform.platform(), "cpu": cpu, "cores": len(os.sched_getaffinity(0))},
+        "load_average": os.getloadavg(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python " + " ".join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
+        "browser": f"{browser} (headless, Playwright)",
+        "chat": f"FAKE OpenAI-compatible server (tests/fake_openai.py): first token {FIRST_TOKEN_S} s, "
+                f"{TOKENS_PER_S:g} tokens/s of 2 characters, 3 sentences of 25-35 syllables",
+        "speech": "espeak-ng (ko)",
+        "recognizer": "Whisper base (cpu, int8), the app's defaults",
+        "turns_per_player": turns,
+        "metric": "asked (Enter keydown / Stop click) -> first answer audio playing, in the page (ms)",
+    }
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=6, help="measured turns per player and mode (default 6)")
+    parser.add_argument("--no-spoken", action="store_true", help="typed turns only")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    result = {"header": header(args.turns)}
+    result.update(run(args.turns, not args.no_spoken))
+    result["header"]["load_average_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    for mode in ("typed", "spoken"):
+        if mode in result:
+            logger.info("%s: %s", mode, {p: result[mode][p]["first_audio_p50_ms"] for p in PLAYERS})
+    logger.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Each benchmark script runs end to end in its quickest mode and writes a well-formed results
+file: the header (commit, machine, load average, date, command) and figures that agree with
+the raw data kept beside them. Nothing here is timed: the scripts measure, the tests check
+that what they write is whole and consistent."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.live_server import live_api
+from voiceqna.config import PROJECT_ROOT
+from voiceqna.evaluation import metrics
+
+
+def run_script(name: str, args: list[str], out: Path) -> dict:
+    """`python benchmarks/<name>.py ARGS --out OUT`; the results file, its header checked."""
+    command = [sys.executable, f"benchmarks/{name}.py", *args, "--out", str(out)]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| --- |" in done.stdout  # the Markdown summary is printed
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == name and result["quick"] is ("--quick" in args)
+    assert re.fullmatch(r"[0-9a-f]{40}", result["commit"])
+    assert result["command"] == " ".join(["python", f"benchmarks/{name}.py", *args, "--out", str(out)])
+    machine = result["machine"]
+    assert machine["cpu"] and machine["cores"] >= 1 and machine["memory_gb"] > 0
+    for when in ("start", "end"):
+        load = result["load_average"][when]
+        assert len(load) == 3 and all(x >= 0 for x in load)
+    started = datetime.fromisoformat(result["date"])
+    assert timedelta(0) <= datetime.now(timezone.utc) - started < timedelta(minutes=10)
+    return result
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One app on its defaults for the scripts that take --url."""
+    with live_api(tmp_path_factory.mktemp("bench") / "data") as url:
+        yield url
+
+
+def test_recognition_compares_the_baseline_with_the_app_on_the_same_clips(tmp_path):
+    result = run_script("recognition", ["--quick", "--real-clips", "1"], tmp_path / "r.json")
+    clips = result["clips"]
+    assert len(clips) == 1 and result["summary"]["all clips"]["clips"] == 1
+    for system in ("baseline", "ours"):
+        texts = [c[system]["text"] for c in clips]
+        assert all(texts)  # a real sentence is heard by both
+        assert result["summary"]["all clips"][system]["cer"] == metrics.cer([c["reference"] for c in clips], texts)
+    assert result["recognizer"]["options"]["window_s"] == 10 and result["recognizer"]["compute_type"]
+
+
+def test_levers_measure_each_setting_asked_for(tmp_path):
+    result = run_script("levers", ["--quick", "--real-clips", "1", "--windows", "10,30", "--threads", "2:2"],
+                        tmp_path / "l.json")
+    references = [c["reference"] for c in result["clips"]]
+    assert [(r["window_s"], r["beam_size"]) for r in result["window_by_beam"]] == [(10, 2), (30, 2)]
+    for row in result["window_by_beam"]:
+        assert row["cer"] == metrics.cer(references, row["texts"])
+    assert [(r["cpu_threads"], r["workers"]) for r in result["threads_by_workers"]] == [(2, 2)]
+    assert all(r["at_once_per_s"] > 0 for r in result["threads_by_workers"])
+
+
+def test_vad_compares_two_thresholds_on_the_real_clips(tmp_path, read_speech):
+    result = run_script("vad", ["--quick", "--real-clips", "2"], tmp_path / "v.json")
+    assert set(result["summary"]) == {"0.35", "0.5"} and len(result["clips"]) == 2
+    for threshold, summary in result["summary"].items():
+        assert 0 < summary["speech_s"] <= summary["audio_s"] + 0.01
+        texts = [c[threshold]["text"] for c in result["clips"]]
+        assert summary["cer"] == metrics.cer([c["reference"] for c in result["clips"]], texts)
+
+
+def test_turns_report_what_the_client_waited(tmp_path, server):
+    result = run_script("turns", ["--quick", "--url", server, "--real-clips", "1"], tmp_path / "t.json")
+    turns = result["turns"]
+    assert [t["kind"] for t in turns].count("spoken") == 1 and [t["kind"] for t in turns].count("typed") == 2
+    for turn in turns:
+        assert turn["answer"] and turn["answer_audio_bytes"] > 44  # a spoken answer, not an empty WAV
+        assert turn["client_s"] >= turn["server_total_s"] >= turn["stage_sum_s"] * 0.999
+    assert result["summary"]["typed"]["turns"] == 2
+
+
+def test_concurrency_runs_every_level_without_errors(tmp_path, server):
+    result = run_script("concurrency", ["--quick", "--url", server, "--turns", "2"], tmp_path / "c.json")
+    assert list(result["levels"]) == ["1", "2"]
+    for level in result["levels"].values():
+        assert level["turns"] == 2 and level["errors"] == [] and level["turns_per_s"] > 0
+
+
+def test_load_script_writes_its_report_with_the_header(tmp_path, server):
+    result = run_script("load", ["--quick", "--url", server, "--conversations", "2"], tmp_path / "load.json")
+    assert result["turns_ok"] == 4 and result["errors"] == {} and result["integrity_problems"] == []
+    assert result["audio_turns_ok"] == 1 and result["healthy_after"]
+
+
+def test_memory_reads_the_server_process_with_1_and_more_conversations(tmp_path):
+    result = run_script("memory", ["--quick", "--conversations", "2"], tmp_path / "m.json")
+    assert [s["conversations"] for s in result["stages"].values()] == [0, 1, 2, 4]
+    assert all(s["rss_mb"] > 50 and s["peak_rss_mb"] >= s["rss_mb"] - 1 for s in result["stages"].values())
+    assert result["turns_answered"] == 8
+
+
+def test_streaming_reads_each_sentence_and_the_whole_answer_fake_openai_server(tmp_path):
+    result = run_script("streaming", ["--quick", "--first-token-s", "0.05", "--tokens-per-s", "200",
+                                      "--questions", "1", "--recordings", "1"], tmp_path / "s.json")
+    assert set(result["summary"]) == {"typed (1)", "typed (2)", "spoken (1)", "spoken (2)"}
+    assert len(result["turns"]) == 6
+    for turn in result["turns"]:
+        stream = turn["stream"]
+        assert [a["index"] for a in stream["audio"]] == [s["index"] for s in stream["sentences"]] == [0, 1, 2]
+        assert "".join(s["text"] for s in stream["sentences"]).replace(" ", "") == stream["answer"].replace(" ", "")
+        assert all(a["duration_s"] > 0.5 for a in stream["audio"])
+        assert stream["transcript_s"] <= stream["first_audio_s"] <= stream["done_s"]
+        assert turn["whole"]["answer"].count(".") == 3  # three sentences on the other route too
+    typed = result["summary"]["typed (1)"]
+    assert typed["stalls"]["sentence_gaps_checked"] == 2 and "typed_turns_over_margin" in typed

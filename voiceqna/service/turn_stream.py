@@ -1,0 +1,97 @@
+"""A turn's events handed from the thread that runs it to whoever reads them (TurnStream)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable, Iterator, Optional
+
+from voiceqna.ports import Done, Failed, SentenceAudio, TurnEvent, TurnResult, result_of
+
+LOOKAHEAD = 2
+"""Spoken sentences a stream may get ahead of its reader; then it waits (bounded memory)."""
+
+
+class TurnStream:
+    """The events of one turn, in order, as they happen. Iterate it (or call `next_event`).
+
+    The turn runs on a thread of its own from the moment the stream is made: a reader that
+    stops reading, or goes away (`close`), does not stop it — the answer is finished and
+    stored whole, as a non-streamed turn would be, so a retry or a GET sees it. The thread
+    waits for a slow reader only while it is LOOKAHEAD spoken sentences ahead.
+    `interrupt(played)` is different: the user cut the answer short (barge-in), so the rest
+    is not written, and the stored answer is the first `played` sentences, marked.
+    """
+
+    def __init__(self, run: Callable[["TurnStream"], object]) -> None:
+        """`run(stream)` plays the turn through, putting each event on `stream`."""
+        self.events: queue.Queue[TurnEvent] = queue.Queue()
+        self.interrupted: Optional[int] = None
+        self._ahead = threading.Condition()
+        self._unread_audio = 0
+        self._abandoned = False
+        self._finished = False
+        self.thread = threading.Thread(target=run, args=(self,), name="turn", daemon=True)
+        self.thread.start()
+
+    def put(self, event: TurnEvent) -> None:
+        """From the turn's thread: hand one event over, waiting while too far ahead of the reader."""
+        with self._ahead:
+            if isinstance(event, SentenceAudio):
+                self._ahead.wait_for(lambda: self._unread_audio < LOOKAHEAD or self._abandoned
+                                     or self.interrupted is not None)
+                self._unread_audio += 1
+        self.events.put(event)
+
+    def next_event(self, timeout: Optional[float] = None) -> Optional[TurnEvent]:
+        """The next event; None after the last one, or when `timeout` passes first."""
+        if self._finished:
+            return None
+        try:
+            event = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(event, SentenceAudio):
+            with self._ahead:
+                self._unread_audio -= 1
+                self._ahead.notify_all()
+        self._finished = isinstance(event, (Done, Failed))
+        return event
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __iter__(self) -> Iterator[TurnEvent]:
+        try:
+            while (event := self.next_event()) is not None:
+                yield event
+        finally:  # a reader that stops iterating early has gone away
+            if not self._finished:
+                self.close()
+
+    def __enter__(self) -> "TurnStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """The reader is gone: the turn goes on to its end without waiting for it."""
+        with self._ahead:
+            self._abandoned = True
+            self._ahead.notify_all()
+
+    def interrupt(self, played: int) -> None:
+        """Barge-in: stop the answer; keep (and store) only its first `played` sentences."""
+        with self._ahead:
+            if self.interrupted is None:
+                self.interrupted = max(0, int(played))
+            self._ahead.notify_all()
+
+    def result(self) -> TurnResult:
+        """Wait for the end; the turn's result, or its error raised."""
+        last = None
+        for last in self:
+            pass
+        return result_of(last)
