@@ -1,9 +1,10 @@
 """The app's recognizer against faster-whisper's default call on every Korean set we can build: CER, CER with numbers read, WER, repetition, speed.
 
     python benchmarks/accuracy.py                                   # writes benchmarks/results/accuracy.json
-    python benchmarks/accuracy.py --sets read,cut --json /tmp/a.json
+    python benchmarks/accuracy.py --sets read,cut --out /tmp/a.json
+    python benchmarks/accuracy.py --quick                           # 4 real clips, 4 cut pieces (~1 min); accuracy-quick.json
     python benchmarks/accuracy.py --candidates                      # also the decoders that lost (slower)
-    python benchmarks/accuracy.py --device cuda --compute-type float16 --json gpu-accuracy.json
+    python benchmarks/accuracy.py --device cuda --compute-type float16 --out gpu-accuracy.json
 
 Sets: `read`, the 30 real recordings in ../shared/data/korean-read-speech; `silence`, `noise`,
 `cut` and `espeak`, built from them into a temporary folder by `voiceqna.evaluation.perturb`
@@ -20,55 +21,35 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
-import os
-import platform
 import re
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import evaluate  # noqa: E402
+from benchmarks import common  # noqa: E402
 from voiceqna.audio import SAMPLE_RATE, decode  # noqa: E402
-from voiceqna.config import PROJECT_ROOT, Settings  # noqa: E402
+from voiceqna.config import Settings  # noqa: E402
 from voiceqna.evaluation import metrics, perturb  # noqa: E402
 from voiceqna.evaluation.clips import READ_SPEECH  # noqa: E402
 from voiceqna.evaluation.datasets import open_speech_set  # noqa: E402
 
 logger = logging.getLogger("benchmark")
 
+NAME = "accuracy"
+QUICK_CLIPS = 4
 SETS = ("read", "silence", "noise", "cut", "espeak")
 SHORT_S = (2.0, 4.0)
 CANDIDATES = {
     "before: no timestamps, beam 2": dict(timestamps=False, cut_tail=False, beam_size=2),
-    "no timestamps, beam 2, repeated tail cut": dict(timestamps=False, cut_tail=True, beam_size=2),
     "timestamps, beam 2": dict(beam_size=2),
     "timestamps, beam 3": dict(beam_size=3),
-    "timestamps, beam 5, 15 s window": dict(beam_size=5, window_s=15),
-    "timestamps, beam 5, Latin letters suppressed": dict(beam_size=5, suppress_latin=True),
 }
 """Decoder variants measured beside the one the app keeps (see README "Measuring accuracy")."""
-
-
-def header(command: str) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                           capture_output=True, text=True).stdout.strip()
-    return {
-        "commit": commit + ("+uncommitted" if dirty else ""),
-        "machine": {"platform": platform.platform(), "cpu": cpu, "cores": len(os.sched_getaffinity(0))},
-        "load_average": os.getloadavg(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-    }
 
 
 def clips_of(folder: Path) -> list[tuple]:
@@ -176,15 +157,18 @@ class Candidate(evaluate.Loaded):
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    common.setup_logging()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, from {', '.join(SETS)}")
     parser.add_argument("--device", help="cpu or cuda (default: WHISPER_DEVICE)")
     parser.add_argument("--compute-type", help="CTranslate2 compute type (default: WHISPER_COMPUTE_TYPE)")
     parser.add_argument("--candidates", action="store_true", help="also measure the decoder variants not kept")
-    parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "benchmarks" / "results" / "accuracy.json")
+    parser.add_argument("--quick", action="store_true", help="4 clips of the read and cut sets (for the tests)")
+    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/accuracy.json)")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sets = "read,cut"
     names = [n for n in args.sets.split(",") if n]
     unknown = [n for n in names if n not in SETS]
     if unknown:
@@ -197,14 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     loaded = [evaluate.load(settings, "default"), evaluate.load(settings, "app")]
     if args.candidates:
         loaded += with_candidates(loaded[1])
-    report = {"header": header("python benchmarks/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])),
-              "recognizers": {one.label: one.recognizer.description for one in loaded}, "sets": {}}
+    head = common.header(NAME, argv, args.quick)
+    report = {"recognizers": {one.label: one.recognizer.description for one in loaded}, "sets": {}}
     with tempfile.TemporaryDirectory(prefix="voiceqna-sets-") as folder:
         built = perturb.build(Path(folder), names=tuple(n for n in names if n != "read"))
         folders = {"read": READ_SPEECH, **built}
         for name in names:
             started = time.perf_counter()
-            runs, cpu = compare(loaded, clips_of(folders[name]))
+            runs, cpu = compare(loaded, clips_of(folders[name])[:QUICK_CLIPS if args.quick else None])
             entries = [summary(r, c) for r, c in zip(runs, cpu)]
             for entry in entries[1:]:
                 entry["speed_up_2_4_s"] = speed_up(list(zip(entries[0]["utterances"], entry["utterances"])))
@@ -213,11 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                         time.perf_counter() - started, runs[0].cer, runs[1].cer, runs[1].repetition_rate)
     report["speed_up_2_4_s"] = speed_up([pair for entry in report["sets"].values()
                                          for pair in zip(entry["runs"][0]["utterances"], entry["runs"][1]["utterances"])])
-    report["header"]["load_average_end"] = os.getloadavg()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8")
-    sys.stdout.write(markdown(report))
-    logger.info("Wrote %s", args.json)
+    common.write_results(common.results_path(NAME, args.quick, args.out), head, report)
+    sys.stdout.write(common.header_line(head) + "\n\n" + markdown(report))
     return 0
 
 

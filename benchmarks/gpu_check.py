@@ -62,7 +62,7 @@ def main() -> int:
     if "--sets" in sys.argv:
         sets = sys.argv[sys.argv.index("--sets") + 1]
     out = Path(os.environ.get("OUT") or tempfile.gettempdir()) / "gpu-accuracy.json"
-    return accuracy.main(["--sets", sets, "--device", "cuda", "--compute-type", "float16", "--json", str(out)])
+    return accuracy.main(["--sets", sets, "--device", "cuda", "--compute-type", "float16", "--out", str(out)])
 
 
 if __name__ == "__main__":
