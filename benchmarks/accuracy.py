@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                         time.perf_counter() - started, runs[0].cer, runs[1].cer, runs[1].repetition_rate)
     report["speed_up_2_4_s"] = speed_up([pair for entry in report["sets"].values()
                                          for pair in zip(entry["runs"][0]["utterances"], entry["runs"][1]["utterances"])])
+    report["markdown"] = common.header_line(head) + "\n\n" + markdown(report)
     common.write_results(common.results_path(NAME, args.quick, args.out), head, report)
-    sys.stdout.write(common.header_line(head) + "\n\n" + markdown(report))
+    sys.stdout.write(report["markdown"])
     return 0
 
 
