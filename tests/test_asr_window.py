@@ -8,7 +8,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import jiwer
 import numpy as np
 import pytest
 
@@ -18,13 +17,14 @@ from voiceqna.engines.asr_whisper_window import cut_repeated_tail
 from voiceqna.audio import SAMPLE_RATE, decode
 
 from voiceqna.textnorm import compact
+from voiceqna.evaluation import metrics
 
 CER_LIMIT = 0.15
 """Measured 0.123 (window 10 s, beam 2); faster-whisper's default call gives 0.118 on these clips."""
 
 
 def corpus_cer(references: list[str], hypotheses: list[str]) -> float:
-    return jiwer.process_characters([compact(r) for r in references], [compact(h) for h in hypotheses]).cer
+    return metrics.cer(references, hypotheses)
 
 
 @pytest.fixture(scope="module")

@@ -21,28 +21,12 @@ import numpy as np
 
 from voiceqna.audio import SAMPLE_RATE
 from voiceqna.config import Settings, WhisperOptions
+from voiceqna.engines import asr_vad
 from voiceqna.engines import asr_whisper_models as models
 from voiceqna.errors import EngineUnavailable
 from voiceqna.ports import Recognizer, Transcript
-from voiceqna.textnorm import compact
 
 logger = logging.getLogger(__name__)
-
-HALLUCINATIONS = tuple(
-    compact(p)
-    for p in (
-        "시청해주셔서 감사합니다",
-        "시청해 주셔서 감사합니다",
-        "구독과 좋아요 부탁드립니다",
-        "구독과 좋아요",
-        "좋아요와 구독 부탁드립니다",
-        "다음 영상에서 만나요",
-        "MBC 뉴스 이덕영입니다",
-        "자막 제공 및 자막 편집",
-        "한글자막 by 한효정",
-        "Thank you for watching",
-    )
-)
 
 
 def pick_device(device: str) -> str:
@@ -137,7 +121,7 @@ class WhisperRecognizer(Recognizer):
             return self._transcribe_standard(samples)
         pieces = self.speech_spans(samples)
         texts = [self.window.transcribe(p, self.options.temperatures, self.thresholds, end).text for p, end in pieces]
-        return Transcript(" ".join(t for t in texts if t and compact(t) not in HALLUCINATIONS).strip())
+        return Transcript(" ".join(t for t in texts if t and not asr_vad.is_hallucination(t)).strip())
 
     def speech_pieces(self, samples: np.ndarray) -> list[np.ndarray]:
         """What the VAD hears as speech, joined into pieces of at most MAX_SPEECH_S split at
@@ -186,7 +170,7 @@ class WhisperRecognizer(Recognizer):
             compression_ratio_threshold=self.options.compression_ratio_threshold,
         )
         kept = [s.text.strip() for s in segments if not self._is_non_speech(s)]
-        return Transcript(" ".join(t for t in kept if t and compact(t) not in HALLUCINATIONS).strip())
+        return Transcript(" ".join(t for t in kept if t and not asr_vad.is_hallucination(t)).strip())
 
     def _is_non_speech(self, segment) -> bool:
         # Whisper's own rule, applied per segment: probably silence and not confidently decoded.
