@@ -128,7 +128,28 @@ def markdown(report: dict) -> str:
         if s["clips"]:
             lines.append(f"| {name} | {s['clips']} | {s['baseline_p50_s']:.2f} s | {s['app_p50_s']:.2f} s "
                          f"| ×{s['speed_up_p50']:.1f}, ×{s['speed_up_total']:.1f}, ×{s['speed_up_cpu']:.1f} |")
+    if len(next(iter(report["sets"].values()))["runs"]) > 2:
+        lines += ["", *trade_off(report)]
     return "\n".join(lines) + "\n"
+
+
+def trade_off(report: dict) -> list[str]:
+    """One row per recognizer over every set: its worst CER against the default call's, its
+    repetitions, and its speed-up on the clips of 2–4 s (what accuracy costs what speed)."""
+    sets = list(report["sets"].values())
+    lines = ["| recognizer (all sets) | worst set: CER − default's | repeated utterances | speed-up on 2–4 s clips (p50, total CPU) |",
+             "| --- | ---: | ---: | ---: |"]
+    for index, label in enumerate(run["label"] for run in sets[0]["runs"]):
+        if index == 0:
+            continue
+        worst = max((entry["runs"][index]["cer"] - entry["runs"][0]["cer"], name)
+                    for name, entry in report["sets"].items())
+        repeated = sum(entry["runs"][index]["repetitions"] for entry in sets)
+        utterances = sum(entry["runs"][index]["n"] for entry in sets)
+        s = speed_up([pair for entry in sets for pair in zip(entry["runs"][0]["utterances"], entry["runs"][index]["utterances"])])
+        lines.append(f"| {label} | {100 * worst[0]:+.1f} points ({worst[1]}) | {repeated} of {utterances} "
+                     f"| ×{s['speed_up_p50']:.1f}, ×{s['speed_up_cpu']:.1f} |")
+    return lines
 
 
 def with_candidates(app: evaluate.Loaded) -> list[evaluate.Loaded]:
