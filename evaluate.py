@@ -1,13 +1,16 @@
-"""Word and character error rates and speed of the recognizer on a Korean test set.
+"""Error rates, repetition and speed of the recognizer on a Korean test set.
 
     python evaluate.py                                   # Bingsu/zeroth-korean, test split, the app's settings
     python evaluate.py --dataset ../shared/data/korean-read-speech --limit 10
     python evaluate.py --model base --model my-ko --compute-type int8 --compute-type float32
+    python evaluate.py --dataset ../shared/data/korean-read-speech --recognizer default --recognizer app
 
 Each combination of --model, --compute-type and --beam-size is one run of the recognizer,
 built exactly as the app builds it (Settings from the environment and .env, the flags
-replacing single fields). Writes results.json, utterances.csv, results.md and
-cer_vs_rtf.png to --output. Metrics: see voiceqna/metrics.py; model load is not timed.
+replacing single fields). `--recognizer default` adds, per model and compute type, a run of
+faster-whisper's own default call (`transcribe(audio, language="ko")`) on the same model:
+the baseline. Writes results.json, utterances.csv, results.md and cer_vs_rtf.png to
+--output. Metrics: see voiceqna/evaluation/metrics.py; model load is not timed.
 """
 
 from __future__ import annotations
@@ -25,18 +28,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from voiceqna.evaluation import metrics
 from voiceqna.audio import SAMPLE_RATE, decode
-from voiceqna.engines.asr_whisper import WhisperRecognizer
 from voiceqna.compose import build_recognizer
 from voiceqna.config import Settings
-from voiceqna.evaluation.datasets import SpeechSet, Utterance, open_speech_set
 from voiceqna.errors import BadAudio, EngineUnavailable, VoiceQnAError
+from voiceqna.evaluation import metrics
+from voiceqna.evaluation.baseline import DefaultCall
+from voiceqna.evaluation.datasets import SpeechSet, Utterance, open_speech_set
 from voiceqna.evaluation.metrics import ErrorCounts
+from voiceqna.ports import Recognizer
 
 logger = logging.getLogger("evaluate")
 
 DEFAULT_DATASET = "Bingsu/zeroth-korean"
+RECOGNIZERS = ("app", "default")
+"""app: the recognizer as the app builds it; default: faster-whisper's default call on the same model."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,10 @@ class UtteranceResult:
     hypothesis: str
     words: ErrorCounts
     chars: ErrorCounts
+    spoken_chars: ErrorCounts
+    """Characters after reading numbers out in Hangul on both sides."""
+    repeated: str
+    """A span of 4+ syllables the hypothesis says twice back to back and the reference does not."""
     duration_s: float
     time_s: float
     """Wall time of its transcription (alongside others when --batch-size > 1)."""
@@ -79,6 +89,21 @@ class RunResult:
         return sum((u.chars for u in self.utterances), ErrorCounts()).rate
 
     @property
+    def cer_spoken(self) -> float:
+        return sum((u.spoken_chars for u in self.utterances), ErrorCounts()).rate
+
+    @property
+    def repetition_rate(self) -> float:
+        """Share of utterances whose hypothesis repeats a span the reference says once."""
+        return sum(1 for u in self.utterances if u.repeated) / self.n if self.n else float("nan")
+
+    @property
+    def insertion_rate(self) -> float:
+        """Inserted characters over reference characters."""
+        chars = sum((u.chars for u in self.utterances), ErrorCounts())
+        return chars.insertions / chars.reference_length if chars.reference_length else float("nan")
+
+    @property
     def rtf(self) -> float:
         return self.transcribe_s / self.audio_s if self.audio_s else float("nan")
 
@@ -88,8 +113,12 @@ class RunResult:
             "n": self.n,
             "wer": self.wer,
             "cer": self.cer,
+            "cer_numbers_read": self.cer_spoken,
+            "repetition_rate": self.repetition_rate,
+            "repetitions": sum(1 for u in self.utterances if u.repeated),
+            "insertion_rate": self.insertion_rate,
             "rtf": self.rtf,
-            "latency_s": metrics.percentiles([u.time_s for u in self.utterances]),
+            "latency_s": metrics.percentiles([u.time_s for u in self.utterances], (50, 90, 95, 99)),
             "audio_s": self.audio_s,
             "transcribe_s": self.transcribe_s,
             "load_s": self.load_s,
@@ -101,21 +130,29 @@ class RunResult:
 @dataclass(frozen=True)
 class Loaded:
     settings: Settings
-    recognizer: WhisperRecognizer
+    recognizer: Recognizer
+    kind: str
+    """"app" or "default" (see RECOGNIZERS)."""
     load_s: float
     """Seconds to load and warm up (0 when an earlier run already loaded the same model)."""
 
     @property
     def label(self) -> str:
         options = self.settings.whisper
+        if self.kind == "default":
+            return f"default call: {options.model} ({self.recognizer.compute_type}, beam 5, 30 s)"
         return f"{options.model} ({self.recognizer.compute_type}, beam {options.beam_size})"
 
 
-def load(settings: Settings) -> Loaded:
-    """The recognizer exactly as the app builds it, warmed up, with the time that took."""
+def load(settings: Settings, kind: str = "app") -> Loaded:
+    """The recognizer exactly as the app builds it (or the default call on the same model),
+    warmed up, with the time that took."""
     started = time.perf_counter()
     try:
-        recognizer = build_recognizer(settings)
+        if kind == "default":
+            recognizer = DefaultCall(settings.whisper, settings.models_dir)
+        else:
+            recognizer = build_recognizer(settings)
         recognizer.warm_up()
     except (OSError, RuntimeError, ValueError) as exc:
         raise EngineUnavailable(
@@ -123,7 +160,7 @@ def load(settings: Settings) -> Loaded:
             f"{settings.whisper.compute_type!r} ({type(exc).__name__}: {exc}). Give a folder name under models/ "
             "(python -m voiceqna.evaluation.convert makes one), a CTranslate2 folder, or a size name or hub id when online."
         ) from None
-    loaded = Loaded(settings, recognizer, time.perf_counter() - started)
+    loaded = Loaded(settings, recognizer, kind, time.perf_counter() - started)
     logger.info("%s: loaded in %.1f s", loaded.label, loaded.load_s)
     return loaded
 
@@ -151,7 +188,8 @@ def run(loaded: Loaded, speech_set: SpeechSet, batch_size: int) -> RunResult:
             for (utterance, samples), (transcript, seconds) in zip(decoded, outcomes):
                 results.append(_score(utterance, transcript.text, samples.size / SAMPLE_RATE, seconds))
     options = dataclasses.asdict(settings.whisper)
-    options.update(device=recognizer.device, compute_type=recognizer.compute_type, batch_size=batch_size)
+    options.update(recognizer=loaded.kind, device=getattr(recognizer, "device", None),
+                   compute_type=getattr(recognizer, "compute_type", None), batch_size=batch_size)
     return RunResult(label, options, results, transcribe_s, loaded.load_s, skipped)
 
 
@@ -168,6 +206,8 @@ def _score(utterance: Utterance, hypothesis: str, duration_s: float, time_s: flo
         hypothesis=hypothesis,
         words=metrics.word_errors(utterance.text, hypothesis),
         chars=metrics.char_errors(utterance.text, hypothesis),
+        spoken_chars=metrics.spoken_char_errors(utterance.text, hypothesis),
+        repeated=metrics.repeated_span(utterance.text, hypothesis),
         duration_s=duration_s,
         time_s=time_s,
     )
@@ -194,7 +234,10 @@ def write_outputs(output: Path, description: str, runs: list[RunResult]) -> None
     report = {
         "dataset": description,
         "normalisation": "NFKC, lower case, punctuation and symbols removed, whitespace collapsed; "
-        "CER on characters without spaces (voiceqna/textnorm.py)",
+        "CER on characters without spaces (voiceqna/textnorm.py); cer_numbers_read after reading numbers, "
+        "units and letters out in Hangul on both sides (voiceqna.textnorm.spoken)",
+        "repetition": f"share of utterances whose hypothesis says a span of {metrics.MIN_REPEAT}+ syllables twice "
+        "back to back where the reference does not",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "runs": [r.summary() for r in runs],
     }
@@ -208,25 +251,28 @@ def _write_csv(path: Path, runs: list[RunResult]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["run", "id", "reference", "hypothesis", "word_errors", "reference_words",
-                         "char_errors", "reference_chars", "duration_s", "time_s"])
+                         "char_errors", "reference_chars", "char_insertions", "spoken_char_errors",
+                         "spoken_reference_chars", "repeated", "duration_s", "time_s"])
         for r in runs:
             for u in r.utterances:
                 writer.writerow([r.label, u.id, u.reference, u.hypothesis, u.words.errors, u.words.reference_length,
-                                 u.chars.errors, u.chars.reference_length, f"{u.duration_s:.3f}", f"{u.time_s:.3f}"])
+                                 u.chars.errors, u.chars.reference_length, u.chars.insertions, u.spoken_chars.errors,
+                                 u.spoken_chars.reference_length, u.repeated, f"{u.duration_s:.3f}", f"{u.time_s:.3f}"])
 
 
 def markdown_table(description: str, runs: list[RunResult]) -> str:
     lines = [
         f"Test set: {description}",
         "",
-        "| model | n | CER | WER | RTF | latency p50 / p90 (s) | load (s) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| recognizer | n | CER | CER, numbers read | WER | repetition | insertions | RTF "
+        "| latency p50 / p95 (s) | load (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in runs:
-        latency = metrics.percentiles([u.time_s for u in r.utterances], (50, 90))
+        latency = metrics.percentiles([u.time_s for u in r.utterances], (50, 95))
         lines.append(
-            f"| {r.label} | {r.n} | {r.cer:.3f} | {r.wer:.3f} | {r.rtf:.3f} "
-            f"| {latency['p50']:.2f} / {latency['p90']:.2f} | {r.load_s:.1f} |"
+            f"| {r.label} | {r.n} | {r.cer:.3f} | {r.cer_spoken:.3f} | {r.wer:.3f} | {r.repetition_rate:.3f} "
+            f"| {r.insertion_rate:.3f} | {r.rtf:.3f} | {latency['p50']:.2f} / {latency['p95']:.2f} | {r.load_s:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -270,6 +316,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="CTranslate2 compute type (repeat to compare; default: WHISPER_COMPUTE_TYPE)")
     parser.add_argument("--beam-size", action="append", type=_positive,
                         help="beam size, 1 = greedy (repeat to compare; default: WHISPER_BEAM_SIZE)")
+    parser.add_argument("--recognizer", action="append", choices=RECOGNIZERS,
+                        help="app: the app's recognizer; default: faster-whisper's default call "
+                             "transcribe(audio, language='ko') on the same model, the baseline "
+                             "(repeat to compare on the same clips; default: app)")
     parser.add_argument("--batch-size", type=_positive, default=1,
                         help="utterances transcribed at once, with as many workers (WHISPER_WORKERS); "
                              "1 measures latency as one user sees it (default 1)")
@@ -284,18 +334,22 @@ def _positive(text: str) -> int:
     return value
 
 
-def configurations(base: Settings, args: argparse.Namespace) -> list[Settings]:
-    """One Settings per combination of the repeated flags; unset flags keep the app's value."""
+def configurations(base: Settings, args: argparse.Namespace) -> list[tuple[Settings, str]]:
+    """(Settings, recognizer kind) per combination of the repeated flags; unset flags keep the
+    app's value. The default call ignores --beam-size: one run per model and compute type."""
     options = base.whisper
     models = args.model or [options.model]
     compute_types = args.compute_type or [options.compute_type]
     beams = args.beam_size or [options.beam_size]
     workers = args.batch_size if args.batch_size > 1 else options.workers
-    return [
-        dataclasses.replace(base, whisper=dataclasses.replace(options, model=m, compute_type=c, beam_size=b,
-                                                              workers=workers))
-        for m, c, b in itertools.product(models, compute_types, beams)
-    ]
+    chosen, seen = [], set()
+    for kind, m, c, b in itertools.product(args.recognizer or ["app"], models, compute_types, beams):
+        key = (kind, m, c, b if kind == "app" else None)
+        if key not in seen:
+            seen.add(key)
+            whisper = dataclasses.replace(options, model=m, compute_type=c, beam_size=b, workers=workers)
+            chosen.append((dataclasses.replace(base, whisper=whisper), kind))
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         base = Settings.from_env()
         speech_set = open_speech_set(args.dataset, args.split).head(args.limit)
         # Every model is loaded before the long loop, so a wrong name fails in seconds.
-        recognizers = [load(settings) for settings in configurations(base, args)]
+        recognizers = [load(settings, kind) for settings, kind in configurations(base, args)]
     except (VoiceQnAError, ValueError) as exc:
         logger.error("evaluate.py: %s", exc)
         return 2

@@ -4,8 +4,8 @@
     python benchmarks/recognition.py --quick         # 2 real clips, 1 run (about 30 s)
     python benchmarks/recognition.py --device cuda --compute-type float16
 
-The baseline is what a typical app calls: `WhisperModel.transcribe(audio, language="ko")` with
-faster-whisper's defaults (30 s window, beam 5, temperature fallback up to 5 retries). Ours is
+The baseline is what a typical app calls (`voiceqna.evaluation.baseline.DefaultCall`):
+`WhisperModel.transcribe(audio, language="ko")` with faster-whisper's defaults (30 s window, beam 5, temperature fallback up to 5 retries). Ours is
 the recognizer the app builds from its default settings (`voiceqna.compose.build_recognizer`).
 Both use the one loaded model. Per clip the two run back to back, in alternating order,
 `--repeats` times (medians), so a load change on the machine hits both alike. Reported per
@@ -28,19 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import common  # noqa: E402
 from voiceqna.compose import build_recognizer  # noqa: E402
 from voiceqna.config import Settings  # noqa: E402
+from voiceqna.evaluation.baseline import DefaultCall  # noqa: E402
 
 NAME = "recognition"
 SYSTEMS = ("baseline", "ours")
 
 
-def baseline_transcribe(model, samples: np.ndarray) -> str:
-    """faster-whisper's defaults, Korean."""
-    segments, _ = model.transcribe(samples, language="ko")
-    return "".join(s.text for s in segments).strip()
-
-
-def measure(recognizer, clips: list[common.Clip], repeats: int) -> list[dict]:
-    run = {"baseline": lambda s: baseline_transcribe(recognizer.model, s),
+def measure(recognizer, baseline: DefaultCall, clips: list[common.Clip], repeats: int) -> list[dict]:
+    run = {"baseline": lambda s: baseline.transcribe(s).text,
            "ours": lambda s: recognizer.transcribe(s).text}
     rows = []
     for index, clip in enumerate(clips):
@@ -129,9 +124,10 @@ def main(argv: list[str] | None = None) -> dict:
     probe = min(clips, key=lambda c: abs(c.duration_s - 3.0))
     warm_up = {"clip": probe.name, "first_s": common.timed(recognizer.transcribe, probe.samples)[1],
                "warm_s": common.timed(recognizer.transcribe, probe.samples)[1]}
-    baseline_transcribe(recognizer.model, probe.samples)  # the baseline's first call is not timed either
+    baseline = DefaultCall(settings.whisper, settings.models_dir)  # the same loaded model
+    baseline.transcribe(probe.samples)  # the baseline's first call is not timed either
 
-    rows = measure(recognizer, clips, repeats)
+    rows = measure(recognizer, baseline, clips, repeats)
     summary = {group: summarise(chosen) for group, keep in GROUPS.items() if (chosen := [r for r in rows if keep(r)])}
     options = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(recognizer.options).items()}
     text = markdown(head, recognizer.description, summary, warm_up)

@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 from urllib.parse import quote, urlsplit
 
-import jiwer
 import numpy as np
 import pytest
 import requests
@@ -23,7 +22,7 @@ from tests.live_server import API_KEY, CORS_ORIGIN
 from voiceqna.api import create_api
 from voiceqna.audio import encode_wav
 from voiceqna.compose import build_service
-from voiceqna.textnorm import compact
+from voiceqna.evaluation import metrics
 
 SEED_CREATE = {
     "messages": ["Hello", "How are you?"],
@@ -71,7 +70,7 @@ def assert_wav(text: str) -> bytes:
 
 
 def cer(reference: str, hypothesis: str) -> float:
-    return jiwer.cer(compact(reference), compact(hypothesis)) if compact(hypothesis) else 1.0
+    return metrics.cer([reference], [hypothesis])
 
 
 def assert_answered(response: requests.Response, reference: str) -> dict:

@@ -8,22 +8,23 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import jiwer
 import numpy as np
 import pytest
 
 from tests.conftest import make_settings
 from voiceqna.engines.asr_whisper import WhisperRecognizer
+from voiceqna.engines.asr_whisper_window import cut_repeated_tail
 from voiceqna.audio import SAMPLE_RATE, decode
 
 from voiceqna.textnorm import compact
+from voiceqna.evaluation import metrics
 
 CER_LIMIT = 0.15
 """Measured 0.123 (window 10 s, beam 2); faster-whisper's default call gives 0.118 on these clips."""
 
 
 def corpus_cer(references: list[str], hypotheses: list[str]) -> float:
-    return jiwer.process_characters([compact(r) for r in references], [compact(h) for h in hypotheses]).cer
+    return metrics.cer(references, hypotheses)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,28 @@ def test_window_is_at_least_ten_seconds_and_fits_the_speech(recognizer):
         window.window_for(28.5)
 
 
+@pytest.mark.parametrize(
+    "text, kept",
+    [
+        ("여기 공항이야. 너희 집 앞으로 갈게. 여기 공항이야. 너희 집 앞으로 갈게.", "여기 공항이야. 너희 집 앞으로 갈게."),
+        ("다리를 더 구비를 보라 칼. 다리를 더 구비를 보라 칼. 다리를", "다리를 더 구비를 보라 칼."),
+        ("양념에 양념에 양념에 양념에", "양념에"),
+        ("여기 있는 이외에 있는 이외에 있는 이", "여기 있는 이외에"),
+        ("배고파서, 배고파서, 배고파서, 배", "배고파서"),
+        ("이 드라마는 범죄와 대처를 그린 드라마 같네 이 드라마는 범죄와", "이 드라마는 범죄와 대처를 그린 드라마 같네"),
+        # Said once, or repeats shorter than four syllables, or a repeat that is not at the end: kept.
+        ("저 식당 음식이 정말 맛있나 봐요.", "저 식당 음식이 정말 맛있나 봐요."),
+        ("네 네 알겠습니다", "네 네 알겠습니다"),
+        ("좋아요 정말 좋아요", "좋아요 정말 좋아요"),
+        ("사랑해요 정말로 사랑해요", "사랑해요 정말로 사랑해요"),
+        ("여기 공항이야 그리고 여기 공항이야", "여기 공항이야 그리고 여기 공항이야"),
+        ("", ""),
+    ],
+)
+def test_a_repeated_tail_is_cut(text, kept):
+    assert cut_repeated_tail(text) == kept
+
+
 def test_the_shared_feature_extractor_is_left_alone(recognizer, clips):
     recognizer.transcribe(clips[0][0])
     extractor = recognizer.model.feature_extractor
@@ -64,6 +87,19 @@ def noises() -> dict[str, np.ndarray]:
         "whistle": 0.2 * np.sin(2 * np.pi * 440 * t),
         "chirp": 0.2 * np.sin(2 * np.pi * (200 + 300 * t) * t),
     }
+
+
+def test_speech_ends_where_the_last_word_ends(recognizer, clips):
+    """The VAD keeps up to 2 s of silence after speech in a piece; the speech end excludes it."""
+    samples, _ = clips[0]  # 2.7 s: "저 식당 음식이 정말 맛있나 봐요." ends at about 2.4 s
+    ((piece, end),) = recognizer.speech_spans(samples)
+    assert 2.0 < end <= piece.size / SAMPLE_RATE <= 2.75
+    for silence_s in (0.5, 1.5, 3.0):
+        padded = np.concatenate([samples, np.zeros(int(silence_s * SAMPLE_RATE), np.float32)])
+        ((longer, padded_end),) = recognizer.speech_spans(padded)
+        assert padded_end == pytest.approx(end, abs=0.1), silence_s
+        assert longer.size >= piece.size
+        assert [p.size for p in recognizer.speech_pieces(padded)] == [longer.size]
 
 
 @pytest.mark.parametrize("name", list(noises()))

@@ -4,7 +4,6 @@ pointed at a different one so the requests each server recorded prove which stag
 
 from __future__ import annotations
 
-import jiwer
 import numpy as np
 import pytest
 import requests
@@ -16,7 +15,7 @@ from voiceqna.audio import SAMPLE_RATE, decode
 from voiceqna.compose import build_recognizer, build_service
 from voiceqna.engines.asr_openai import OpenAIRecognizer
 from voiceqna.errors import EngineUnavailable
-from voiceqna.textnorm import compact
+from voiceqna.evaluation import metrics
 
 KEYS = {"asr": "sk-asr-1c0e", "chat": "sk-chat-77ab", "tts": "sk-tts-5d21", "openai": "sk-openai-9e40"}
 
@@ -44,7 +43,7 @@ def speech_with_silence_around(clip_bytes: bytes, seconds: float = 3.0) -> np.nd
 
 
 def cer(reference: str, hypothesis: str) -> float:
-    return jiwer.cer(compact(reference), compact(hypothesis))
+    return metrics.cer([reference], [hypothesis])
 
 
 # --- the recognizer on a server ------------------------------------------------------------

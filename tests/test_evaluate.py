@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import espeak_wav
 from voiceqna.evaluation.clips import READ_SPEECH
 from voiceqna.config import PROJECT_ROOT
-from voiceqna.textnorm import compact, normalize
+from voiceqna.textnorm import compact, normalize, spoken
 
 OUTPUTS = ("results.json", "utterances.csv", "results.md", "cer_vs_rtf.png")
 
@@ -56,10 +56,20 @@ def assert_consistent(run: dict, rows: list[dict]) -> None:
     refs, hyps = [r["reference"] for r in rows], [r["hypothesis"] for r in rows]
     assert run["cer"] == pytest.approx(jiwer.cer([compact(r) for r in refs], [compact(h) for h in hyps]))
     assert run["wer"] == pytest.approx(jiwer.wer([normalize(r) for r in refs], [normalize(h) for h in hyps]))
+    spoken_chars = sum(int(r["spoken_char_errors"]) for r in rows) / sum(int(r["spoken_reference_chars"]) for r in rows)
+    assert run["cer_numbers_read"] == pytest.approx(spoken_chars)
+    assert run["cer_numbers_read"] == pytest.approx(
+        jiwer.cer([compact(spoken(r)) for r in refs], [compact(spoken(h)) for h in hyps]))
+    inserted = sum(int(r["char_insertions"]) for r in rows) / sum(int(r["reference_chars"]) for r in rows)
+    assert run["insertion_rate"] == pytest.approx(inserted)
+    repeated = [r for r in rows if r["repeated"]]
+    assert run["repetitions"] == len(repeated) and run["repetition_rate"] == pytest.approx(len(repeated) / len(rows))
+    for r in repeated:
+        assert compact(r["repeated"]) * 2 in compact(r["hypothesis"])
     assert math.isfinite(run["rtf"]) and run["rtf"] > 0
     assert run["audio_s"] == pytest.approx(sum(float(r["duration_s"]) for r in rows), abs=0.01)
     latency = run["latency_s"]
-    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"]
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p95"] <= latency["p99"]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +100,8 @@ def test_real_read_speech_with_the_app_recognizer(real_run):
     assert run["settings"]["model"] == "base"
     assert run["settings"]["compute_type"] == "int8" and run["settings"]["beam_size"] == 1
     assert_consistent(run, rows)
-    assert f"| {run['label']} | 30 | {run['cer']:.3f} | {run['wer']:.3f} |" in table
+    assert run["repetition_rate"] == 0, [r["hypothesis"] for r in rows if r["repeated"]]
+    assert f"| {run['label']} | 30 | {run['cer']:.3f} | {run['cer_numbers_read']:.3f} | {run['wer']:.3f} | 0.000 |" in table
     assert table in result.stdout
     assert_png(output / "cer_vs_rtf.png")
 
@@ -121,6 +132,24 @@ def test_compute_types_compared_in_one_run(espeak_set, tmp_path):
         assert run["label"] in table
     assert [r["reference"] for r in rows[:3]] == ["안녕하세요", "오늘 날씨가 좋네요", "감사합니다"]
     assert_png(tmp_path / "cer_vs_rtf.png")
+
+
+def test_the_default_call_runs_beside_the_app_on_the_same_clips(read_speech, tmp_path):
+    result = run_evaluate("--dataset", str(READ_SPEECH), "--limit", "4", "--recognizer", "default",
+                          "--recognizer", "app", "--beam-size", "1", "--beam-size", "2", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report, rows, table = read_outputs(tmp_path)
+    kinds = [(r["settings"]["recognizer"], r["settings"]["beam_size"]) for r in report["runs"]]
+    assert kinds == [("default", 1), ("app", 1), ("app", 2)], "one default run per model, whatever the beam sizes"
+    default, app = report["runs"][0], report["runs"][1]
+    assert default["label"].startswith("default call: base") and default["label"] != app["label"]
+    for run in report["runs"]:
+        run_rows = [r for r in rows if r["run"] == run["label"]]
+        assert [r["id"] for r in run_rows] == [c.path.name for c in read_speech[:4]]
+        assert_consistent(run, run_rows)
+        assert run["label"] in table
+        assert run["cer"] < 0.4, run  # both recognise these clips; a broken run gives ~1
+    assert default["settings"]["compute_type"] == app["settings"]["compute_type"] == "int8"
 
 
 def test_offline_default_dataset_says_how_to_use_a_local_copy(tmp_path):

@@ -1,4 +1,4 @@
-"""WER and CER on hand-made Korean pairs whose exact values are worked out by hand."""
+"""WER, CER, CER with numbers read, and repetition on hand-made Korean pairs whose exact values are worked out by hand."""
 
 import math
 import unicodedata
@@ -6,7 +6,17 @@ from fractions import Fraction
 
 import pytest
 
-from voiceqna.evaluation.metrics import ErrorCounts, align, cer, char_errors, percentiles, wer, word_errors
+from voiceqna.evaluation.metrics import (
+    ErrorCounts,
+    align,
+    cer,
+    char_errors,
+    percentiles,
+    repeated_span,
+    spoken_char_errors,
+    wer,
+    word_errors,
+)
 
 # 6 words: 저 / 식당 / 음식이 / 정말 / 맛있나 / 봐요;  13 characters without spaces and the full stop.
 REFERENCE = "저 식당 음식이 정말 맛있나 봐요."
@@ -87,3 +97,46 @@ def test_agrees_with_jiwer():
     refs, hyps = zip(*pairs)
     assert cer(refs, hyps) == pytest.approx(jiwer.cer([compact(r) for r in refs], [compact(h) for h in hyps]))
     assert wer(refs, hyps) == pytest.approx(jiwer.wer([normalize(r) for r in refs], [normalize(h) for h in hyps]))
+
+
+@pytest.mark.parametrize(
+    "case, reference, hypothesis, repeated",
+    [
+        ("a sentence said twice (seen on a 3.5 s clip)", "여기 공항이야. 너희 집 앞으로 갈게.",
+         "여기 공항이야. 너희 집 앞으로 갈게. 여기 공항이야. 너희 집 앞으로 갈게.", "여기공항이야너희집앞으로갈게"),
+        ("twice and a bit (seen on a 2.5 s clip)", "다리를 더 구부려 보라고.",
+         "다리를 더 구비를 보라 칼. 다리를 더 구비를 보라 칼. 다리를", "다리를더구비를보라칼"),
+        ("a loop: the longest repeated span", "면접에서", "양념에 양념에 양념에 양념에", "양념에양념에"),
+        ("four syllables, spacing and punctuation ignored", "배고파서 죽겠어", "배고파서, 배고파 서 죽겠어", "배고파서"),
+        ("three syllables are not enough", "배고파 죽겠어", "배고파 배고파 죽겠어", ""),
+        ("the reference says it twice too", "잠깐만요 잠깐만요", "잠깐만요, 잠깐만요.", ""),
+        ("a sentence and its first half again (seen on a 5.5 s clip)", "이 드라마는 범죄와 대처를 그린 드라마 같네",
+         "이 드라마는 범죄와 대처를 그린 드라마 같네 이 드라마는 범죄와", "이드라마는범죄와"),
+        ("said twice, not back to back, not at the end", "여기 공항이야 그리고 여기 공항이야 맞아",
+         "여기 공항이야 그리고 여기 공항이야 맞아", ""),
+        ("said twice, not back to back, once in the reference", "여기 공항이야 그리고 맞아",
+         "여기 공항이야 그리고 여기 공항이야 맞아", ""),
+        ("ends with a span the reference also says twice", "영화를 봤는데 좋은 영화를", "영화를 봤는데 좋은 영화를", ""),
+        ("no repetition", REFERENCE, "저 식당 음식이 정말 맛있다 봐요", ""),
+        ("empty hypothesis", REFERENCE, "", ""),
+        ("Latin letters count as characters", "hello", "hello hello", "hello"),
+    ],
+)
+def test_repeated_span(case, reference, hypothesis, repeated):
+    assert repeated_span(reference, hypothesis) == repeated, case
+
+
+@pytest.mark.parametrize(
+    "reference, hypothesis, plain_errors, spoken_errors",
+    [
+        # 이천십육년칠월사일 against 2016년7월4일: six digits for six syllables before reading.
+        ("이천십육년 칠월 사일", "2016년 7월 4일", 6, 0),
+        ("리얼한 3류 양아치들의", "리얼한 삼류 양아치들의", 1, 0),
+        ("KBS 뉴스", "케이비에스 뉴스", 5, 0),
+        ("세 시에 만나요", "3시에 만나요", 1, 0),
+        ("저 식당", "저 식당", 0, 0),
+    ],
+)
+def test_numbers_read_out_on_both_sides(reference, hypothesis, plain_errors, spoken_errors):
+    assert char_errors(reference, hypothesis).errors == plain_errors
+    assert spoken_char_errors(reference, hypothesis).errors == spoken_errors

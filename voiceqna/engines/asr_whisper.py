@@ -21,28 +21,12 @@ import numpy as np
 
 from voiceqna.audio import SAMPLE_RATE
 from voiceqna.config import Settings, WhisperOptions
+from voiceqna.engines import asr_vad
 from voiceqna.engines import asr_whisper_models as models
 from voiceqna.errors import EngineUnavailable
 from voiceqna.ports import Recognizer, Transcript
-from voiceqna.textnorm import compact
 
 logger = logging.getLogger(__name__)
-
-HALLUCINATIONS = tuple(
-    compact(p)
-    for p in (
-        "시청해주셔서 감사합니다",
-        "시청해 주셔서 감사합니다",
-        "구독과 좋아요 부탁드립니다",
-        "구독과 좋아요",
-        "좋아요와 구독 부탁드립니다",
-        "다음 영상에서 만나요",
-        "MBC 뉴스 이덕영입니다",
-        "자막 제공 및 자막 편집",
-        "한글자막 by 한효정",
-        "Thank you for watching",
-    )
-)
 
 
 def pick_device(device: str) -> str:
@@ -119,6 +103,7 @@ class WhisperRecognizer(Recognizer):
         self.options = options
         self.model, self.device, self.compute_type = load_model(options, models_dir)
         self.vad = VadOptions(threshold=options.vad_threshold, max_speech_duration_s=MAX_SPEECH_S)
+        self.fine_vad = VadOptions(threshold=options.vad_threshold, min_silence_duration_ms=0, speech_pad_ms=0)
         self.thresholds = Thresholds(
             options.no_speech_threshold, options.log_prob_threshold, options.compression_ratio_threshold
         )
@@ -134,20 +119,41 @@ class WhisperRecognizer(Recognizer):
     def transcribe(self, samples: np.ndarray) -> Transcript:
         if self.window is None:
             return self._transcribe_standard(samples)
-        pieces = self.speech_pieces(samples)
-        texts = [self.window.transcribe(p, self.options.temperatures, self.thresholds).text for p in pieces]
-        return Transcript(" ".join(t for t in texts if t and compact(t) not in HALLUCINATIONS).strip())
+        pieces = self.speech_spans(samples)
+        texts = [self.window.transcribe(p, self.options.temperatures, self.thresholds, end).text for p, end in pieces]
+        return Transcript(" ".join(t for t in texts if t and not asr_vad.is_hallucination(t)).strip())
 
     def speech_pieces(self, samples: np.ndarray) -> list[np.ndarray]:
         """What the VAD hears as speech, joined into pieces of at most MAX_SPEECH_S split at
         pauses; no pieces when there is no speech."""
-        from faster_whisper.vad import collect_chunks, get_speech_timestamps
+        return [piece for piece, _ in self.speech_spans(samples)]
+
+    def speech_spans(self, samples: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """`speech_pieces`, each with where its speech ends (s). A piece goes on past its last
+        word: the VAD waits 2 s of silence before it ends speech (less where the audio ends
+        first) and pads 0.4 s; a second, fine-grained pass of the VAD (no wait, no padding)
+        finds the last word's end."""
+        from faster_whisper.vad import get_speech_timestamps
 
         chunks = get_speech_timestamps(samples, self.vad, sampling_rate=SAMPLE_RATE)
         if not chunks:
             return []
-        pieces, _ = collect_chunks(samples, chunks, sampling_rate=SAMPLE_RATE, max_duration=self.vad.max_speech_duration_s)
-        return [p.astype(np.float32, copy=False) for p in pieces if p.size]
+        limit = self.vad.max_speech_duration_s * SAMPLE_RATE
+        groups: list[list[dict]] = []
+        for chunk in chunks:
+            if groups and sum(c["end"] - c["start"] for c in groups[-1]) + chunk["end"] - chunk["start"] <= limit:
+                groups[-1].append(chunk)
+            else:
+                groups.append([chunk])
+        words = get_speech_timestamps(samples, self.fine_vad, sampling_rate=SAMPLE_RATE)
+        spans = []
+        for group in groups:
+            piece = np.concatenate([samples[c["start"] : c["end"]] for c in group]).astype(np.float32, copy=False)
+            last = group[-1]
+            ends = [w["end"] for w in words if last["start"] < w["end"] <= last["end"]]
+            after_speech = last["end"] - max(ends, default=last["end"])
+            spans.append((piece, (piece.size - after_speech) / SAMPLE_RATE))
+        return spans
 
     def _transcribe_standard(self, samples: np.ndarray) -> Transcript:
         """faster-whisper's own long-form path (WHISPER_WINDOW_S=30): 30 s windows, timestamps."""
@@ -164,7 +170,7 @@ class WhisperRecognizer(Recognizer):
             compression_ratio_threshold=self.options.compression_ratio_threshold,
         )
         kept = [s.text.strip() for s in segments if not self._is_non_speech(s)]
-        return Transcript(" ".join(t for t in kept if t and compact(t) not in HALLUCINATIONS).strip())
+        return Transcript(" ".join(t for t in kept if t and not asr_vad.is_hallucination(t)).strip())
 
     def _is_non_speech(self, segment) -> bool:
         # Whisper's own rule, applied per segment: probably silence and not confidently decoded.

@@ -1,4 +1,4 @@
-"""Short-window Whisper: encode a window shorter than 30 s, decode greedily, one fallback.
+"""Short-window Whisper: encode a window shorter than 30 s, decode with timestamps, one fallback.
 
 faster-whisper always encodes a 30 s window (`generate_segments` pads the features to 3000
 frames), so a 3 s question costs as much encoder time as 30 s of speech. The encoder of
@@ -6,6 +6,13 @@ CTranslate2 accepts fewer frames. What keeps accuracy is padding the *audio* wit
 to a window of at least ~10 s before computing the log-mel features (Whisper was trained on
 silence-padded audio); a window fitted tightly to the speech, or zero-padded features, do
 not (see README "Speed"). `voiceqna.engines.asr_whisper` cuts longer speech at pauses into pieces that fit.
+
+Each sentence is heard once. Decoded without timestamps, nothing told Whisper where in the
+silence-padded window the speech ends: on short clips it sometimes said the sentence again,
+looped on a word, or stopped early. So the decoder writes timestamp tokens, the text of
+segments that start after the end of speech (which the VAD knows) is dropped, and a repeat
+at the very end that is left is cut (`cut_repeated_tail`). Measured in README "Measuring
+accuracy" (benchmarks/accuracy.py, with the variants that lost).
 
 Nothing here mutates the shared `WhisperModel`: this module has its own feature extractor
 and tokenizer and only calls the thread-safe `encode` / `generate` of the CTranslate2 model.
@@ -26,6 +33,7 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 
 from voiceqna.audio import SAMPLE_RATE
+from voiceqna.textnorm import compact
 
 MAX_WINDOW_S = 30
 """Whisper's own window."""
@@ -37,6 +45,8 @@ TOKENS_PER_SPEECH_S = 12
 """Cap on generated tokens per second of speech (read Korean measures 4–6): a repetition
 loop stops after a second of text instead of 448 tokens."""
 MIN_NEW_TOKENS = 16
+TIME_PER_TOKEN_S = 0.02
+"""Whisper's timestamp tokens count time in steps of 20 ms from the start of the window."""
 BEST_OF = 5
 """Sampled hypotheses in the fallback decode (faster-whisper's default)."""
 
@@ -60,24 +70,38 @@ class Thresholds:
     compression_ratio: float = 2.4
 
     def is_silence(self, decoded: Decoded) -> bool:
-        return decoded.no_speech_prob > self.no_speech and decoded.avg_logprob < self.log_prob
+        """Whisper's rule: probably no speech and not confidently decoded. Also no speech: a
+        loop ('오오오오오오') where Whisper thinks there is probably none; with timestamps, whose
+        tokens are confident, a loop on a chirp scored above the log-probability threshold."""
+        if decoded.no_speech_prob <= self.no_speech:
+            return False
+        return decoded.avg_logprob < self.log_prob or bool(_LOOP.search(decoded.text))
 
     def needs_fallback(self, decoded: Decoded) -> bool:
         return decoded.compression_ratio > self.compression_ratio or decoded.avg_logprob < self.log_prob
 
 
 class WindowDecoder:
-    """Encode speech padded with silence to a short window; decode it without timestamps."""
+    """Encode speech padded with silence to a short window; decode it with timestamps and keep
+    the text said before the speech ends.
 
-    def __init__(self, model: WhisperModel, min_window_s: int, beam_size: int = 1, language: str = "ko") -> None:
+    `timestamps`, `cut_tail` and `suppress_latin` (text tokens with Latin letters never
+    written) are the variants measured by benchmarks/accuracy.py; the app uses the defaults."""
+
+    def __init__(self, model: WhisperModel, min_window_s: int, beam_size: int = 1, language: str = "ko",
+                 timestamps: bool = True, cut_tail: bool = True, suppress_latin: bool = False) -> None:
         self.model = model.model  # the ctranslate2.models.Whisper; encode/generate are thread-safe
         self.min_window_s = int(min_window_s)
         self.beam_size = beam_size
         # Our own extractor: faster-whisper's is mutated by transcribe(chunk_length=...).
         self.features = FeatureExtractor(**model.feat_kwargs)
         self.tokenizer = Tokenizer(model.hf_tokenizer, self.model.is_multilingual, task="transcribe", language=language)
-        self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        self.timestamps = timestamps
+        self.cut_tail = cut_tail
+        self.prompt = [*self.tokenizer.sot_sequence] + ([] if timestamps else [self.tokenizer.no_timestamps])
         self.suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
+        if suppress_latin:
+            self.suppress += latin_tokens(self.tokenizer)
         self.to_cpu = self.model.device == "cuda" and len(self.model.device_index) > 1
 
     def window_for(self, speech_s: float) -> int:
@@ -97,7 +121,8 @@ class WindowDecoder:
         features = ctranslate2.StorageView.from_array(self.log_mel(speech, window_s))
         return self.model.encode(features, to_cpu=self.to_cpu)
 
-    def decode(self, encoded: ctranslate2.StorageView, speech_s: float, temperature: float, window_s: int) -> Decoded:
+    def decode(self, encoded: ctranslate2.StorageView, speech_s: float, temperature: float, window_s: int,
+               speech_end_s: float | None = None) -> Decoded:
         max_new = min(448 - len(self.prompt), MIN_NEW_TOKENS + math.ceil(TOKENS_PER_SPEECH_S * speech_s))
         if temperature > 0:
             sampling = dict(beam_size=1, num_hypotheses=BEST_OF, sampling_topk=0, sampling_temperature=temperature)
@@ -114,7 +139,9 @@ class WindowDecoder:
             **sampling,
         )[0]
         tokens = result.sequences_ids[0]
-        text = self.tokenizer.decode(tokens).strip()
+        text = self.tokenizer.decode(self.spoken_part(tokens, speech_s if speech_end_s is None else speech_end_s)).strip()
+        if self.cut_tail:
+            text = cut_repeated_tail(text)
         return Decoded(
             text=text,
             avg_logprob=result.scores[0] * len(tokens) / (len(tokens) + 1),
@@ -124,7 +151,22 @@ class WindowDecoder:
             window_s=window_s,
         )
 
-    def transcribe(self, speech: np.ndarray, temperatures: tuple[float, ...], thresholds: Thresholds) -> Decoded:
+    def spoken_part(self, tokens: list[int], speech_s: float) -> list[int]:
+        """The text tokens of the segments that start before the speech ends: what the decoder
+        writes past the end of speech, over the silence that pads the window, was never said."""
+        if not self.timestamps:
+            return tokens
+        first = self.tokenizer.timestamp_begin
+        kept, start = [], 0.0
+        for token in tokens:
+            if token >= first:
+                start = (token - first) * TIME_PER_TOKEN_S
+            elif start < speech_s:
+                kept.append(token)
+        return kept
+
+    def transcribe(self, speech: np.ndarray, temperatures: tuple[float, ...], thresholds: Thresholds,
+                   speech_end_s: float | None = None) -> Decoded:
         """Beam search first; one fallback at the next temperature when the text looks degenerate.
 
         `speech` is at most MAX_SPEECH_S long. Returns an empty text when Whisper judges the
@@ -133,12 +175,12 @@ class WindowDecoder:
         speech_s = speech.size / SAMPLE_RATE
         window_s = self.window_for(speech_s)
         encoded = self.encode(speech, window_s)
-        first = self.decode(encoded, speech_s, temperatures[0], window_s)
+        first = self.decode(encoded, speech_s, temperatures[0], window_s, speech_end_s)
         if thresholds.is_silence(first):
             return _silent(first)
         if len(temperatures) < 2 or not thresholds.needs_fallback(first):
             return first
-        second = self.decode(encoded, speech_s, temperatures[1], window_s)
+        second = self.decode(encoded, speech_s, temperatures[1], window_s, speech_end_s)
         # Like faster-whisper: prefer results that are not repetitive, then the likelier one.
         candidates = [d for d in (first, second) if d.compression_ratio <= thresholds.compression_ratio]
         best = max(candidates or [first, second], key=lambda d: d.avg_logprob)
@@ -159,6 +201,34 @@ _LOOP = re.compile(r"(\S.{0,24}?)(?:\s*\1){3,}")
 def cut_loops(text: str) -> str:
     """'가 Père Père Père Père' -> '가 Père': a phrase repeated four times or more is kept once."""
     return _LOOP.sub(r"\1", text)
+
+
+def cut_repeated_tail(text: str, min_syllables: int = 4) -> str:
+    """Drop the words at the end that say again what was just said (spaces and punctuation
+    ignored): 'A B A B A' -> 'A B' when the repeat is `min_syllables` or more and follows
+    right on what it repeats, or starts the text over and is twice that long (a sentence
+    followed by its first half). 'A 정말 A' with a short A is left alone."""
+    words = text.split()
+    squeezed = [compact(w) for w in words]
+    joined = "".join(squeezed)
+    start = 0
+    for k in range(1, len(words)):
+        start += len(squeezed[k - 1])
+        tail = joined[start:]
+        if len(tail) < min_syllables:
+            break
+        back_to_back = 0 <= joined.find(tail, max(0, start - len(tail))) < start
+        if back_to_back or (joined.startswith(tail) and len(tail) >= 2 * min_syllables):
+            return " ".join(words[:k]).rstrip(",")
+    return text
+
+
+def latin_tokens(tokenizer: Tokenizer) -> list[int]:
+    """Text tokens holding a Latin letter."""
+    return [t for t in range(tokenizer.eot) if _LATIN.search(tokenizer.decode([t]))]
+
+
+_LATIN = re.compile("[A-Za-z]")
 
 
 def compression_ratio(text: str) -> float:

@@ -1,4 +1,4 @@
-"""Word and character error rates for Korean, and latency percentiles. Pure functions.
+"""Word and character error rates for Korean, repetition, and latency percentiles. Pure functions.
 
 One normalisation for both rates (`voiceqna.textnorm`): NFKC, lower case, punctuation and
 symbols removed, whitespace collapsed. WER compares the words of `normalize(text)`; CER
@@ -6,6 +6,10 @@ compares the characters of `compact(text)`, which also drops the spaces, because
 Korean is inconsistent in labels and in recognizer output alike (CER is the headline).
 
 Corpus rates are total errors over total reference length, not a mean of per-utterance rates.
+
+`spoken_char_errors` is CER as heard: numbers are read out in Hangul on both sides first
+(`voiceqna.textnorm.spoken`, the reading the speech side uses), so 2016년 and 이천십육 년 match.
+`repeated_span` finds a recognizer saying something twice that was said once.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from voiceqna.textnorm import compact, normalize
+from voiceqna.textnorm import compact, normalize, spoken
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,36 @@ def word_errors(reference: str, hypothesis: str) -> ErrorCounts:
 def char_errors(reference: str, hypothesis: str) -> ErrorCounts:
     """Edits between the characters of the normalised texts, spaces removed."""
     return align(list(compact(reference)), list(compact(hypothesis)))
+
+
+def spoken_char_errors(reference: str, hypothesis: str) -> ErrorCounts:
+    """`char_errors` after reading numbers, units and letters out in Hangul on both sides."""
+    return char_errors(spoken(reference), spoken(hypothesis))
+
+
+MIN_REPEAT = 4
+"""Shortest span, in syllables (characters of `compact`), that counts as a repetition."""
+
+
+def repeated_span(reference: str, hypothesis: str, min_length: int = MIN_REPEAT) -> str:
+    """The longest span of at least `min_length` syllables (characters of `compact`: spaces and
+    punctuation ignored) that the hypothesis repeats while the reference does not; "" when none.
+
+    Two shapes count: the span said twice back to back ("여기 공항이야. 여기 공항이야." against
+    "여기 공항이야."), and a hypothesis that ends by saying again a span it said before, more
+    often than the reference says it (a sentence followed by its first half). A repeat the
+    reference has too ("잠깐만요 잠깐만요" in both) is not counted.
+    """
+    text, said = compact(hypothesis), compact(reference)
+    for length in range(len(text) // 2, min_length - 1, -1):
+        for start in range(len(text) - 2 * length + 1):
+            span = text[start : start + length]
+            if text.startswith(span, start + length) and span * 2 not in said:
+                return span
+        tail = text[-length:]
+        if tail in text[:-length] and text.count(tail) > said.count(tail):
+            return tail
+    return ""
 
 
 def _total(counts: Iterable[ErrorCounts]) -> ErrorCounts:
