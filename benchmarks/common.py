@@ -192,8 +192,9 @@ def machine() -> dict:
 
 
 def _git(*args: str) -> str:
+    """git's output, trailing newlines removed (leading spaces are meaningful in `status --porcelain`)."""
     try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.rstrip("\n")
     except (OSError, subprocess.SubprocessError):
         return ""
 
