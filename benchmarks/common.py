@@ -242,9 +242,10 @@ def _plain(value: object) -> object:
 def header_line(head: dict) -> str:
     """One line for the printed summary: the machine, its load and the commit."""
     m = head["machine"]
-    gpu = f", GPU {m['gpu']}" if m["gpu"] else ""
+    memory = f", {m['memory_gb']} GB" if m.get("memory_gb") else ""  # older files did not record it
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
     load = "/".join(f"{x:.1f}" for x in head["load_average"]["start"])
-    return (f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB{gpu}; load average {load} at start; "
+    return (f"{m['cpu']}, {m['cores']} cores{memory}{gpu}; load average {load} at start; "
             f"commit {head['commit'][:10]}{' (changed files)' if head['dirty'] else ''}; {head['date']}")
 
 

@@ -3,6 +3,7 @@ recordings (../shared/data/korean-read-speech), fed in the chunk sizes a browser
 
     python benchmarks/endpointing.py            # writes benchmarks/results/endpointing.json (~3 min)
     python benchmarks/endpointing.py --no-asr   # without the transcription check (~1 min)
+    python benchmarks/endpointing.py --quick    # the first 3 clips: endpointing-quick.json
 
 The streams (voiceqna.evaluation.streams): each clip trimmed to its speech (Silero offline at
 0.35 on the clean clip; for 25 of the 30 clips that end is the file's end), with the room's own
@@ -33,13 +34,9 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +44,7 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks import common  # noqa: E402
 from voiceqna.audio import SAMPLE_RATE, decode  # noqa: E402
 from voiceqna.config import HandsFreeOptions, Settings  # noqa: E402
 from voiceqna.endpointing import Endpointer, TurnEnded  # noqa: E402
@@ -56,6 +54,8 @@ from voiceqna.evaluation.metrics import ErrorCounts, char_errors  # noqa: E402
 
 logger = logging.getLogger("endpointing")
 
+NAME = "endpointing"
+
 CHUNKS_MS = (20, 100, 160, 250, 500)
 """Chunk sizes fed: 100–250 ms is what a browser streaming the microphone sends."""
 BROWSER_CHUNK_MS = 160
@@ -63,23 +63,6 @@ SILENCES_S = (0.5, 0.6, 0.7, 0.8)
 NOISY_SNR_DB = 15.0
 """Condition "noisy": the room's background added over everything, this many dB below the speech."""
 ECHO_LEVELS_DB = (-6, -10, -15, -20, -30)
-
-
-def header(command: str) -> dict:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    git = lambda *args: subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "machine": {"platform": platform.platform(), "cpu": cpu, "cores": len(os.sched_getaffinity(0))},
-        "load_average": os.getloadavg(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-    }
 
 
 def stats(values: list[float]) -> dict:
@@ -278,21 +261,76 @@ def barge_in(recordings: list[streams.Recording]) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "benchmarks/results/endpointing.json")
-    parser.add_argument("--no-asr", action="store_true", help="skip the transcription check")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+def markdown(head: dict, result: dict) -> str:
+    """The printed summary: delays and cuts per silence, noise only, barge-in, transcripts."""
+    chunk = f"{result['browser_chunk_ms']}ms"
+    delays, cut_rows = [], []
+    for condition in ("room", "noisy"):
+        for silence, per_chunk in result[f"delay_{condition}"].items():
+            row = per_chunk[chunk]
+            d = row["end_of_speech_to_turn_s"]
+            delays.append([condition, silence.removeprefix("silence_"), d["n"], common.fmt(d.get("p50"), 3),
+                           common.fmt(d.get("p95"), 3), common.fmt(d.get("max"), 3), len(row["split_clips"]),
+                           len(row["missed_clips"]), len(row["clips_under_95pct_of_speech_in_turns"]),
+                           f"{row['cpu_s_per_audio_s']:.5f}"])
+        cuts = result[f"cuts_{condition}"]
+        for silence, row in cuts.items():
+            if silence.startswith("silence_"):
+                cut_rows.append([condition, silence.removeprefix("silence_"),
+                                 f"{row['wrong_cuts_0.3s_pause_one_turn']} of {cuts['cases_per_pause']}",
+                                 f"{row['wrong_cuts_2s_apart_two_turns']} of {cuts['cases_per_pause']}"])
+    lines = [f"Hands-free endpointing, {result['clips']} real clips, {result['browser_chunk_ms']} ms chunks, "
+             f"noisy = room noise {result['noisy_snr_db']:g} dB below the speech. {common.header_line(head)}", "",
+             common.table(["condition", "silence", "clips", "delay p50 s", "p95 s", "max s", "split", "missed",
+                           "under 95 % of speech", "CPU s per audio s"], delays), "",
+             common.table(["condition", "silence", "wrong: 0.3 s pause, one turn", "wrong: 2 s apart, two turns"],
+                          cut_rows), "",
+             common.table(["noise only", "streams", "turns"],
+                          [[name, r["streams"], r["turns"]] for name, r in result["noise_only"].items()]), ""]
+    barge = result["barge_in"]
+    if "skipped" in barge:
+        lines += [f"Barge-in: skipped ({barge['skipped']}).", ""]
+    else:
+        rows = []
+        for name, r in barge.items():
+            if name.startswith("echo_"):
+                d = r["speech_start_to_barge_in_s"]
+                rows.append([name.removeprefix("echo_"), r["trials"], r["false_barge_in"], r["missed"],
+                             common.fmt(d.get("p50"), 3), common.fmt(d.get("p95"), 3)])
+        lines += [common.table(["echo", "trials", "false barge-in", "missed", "delay p50 s", "p95 s"], rows), ""]
+    if "transcripts" in result:
+        t = result["transcripts"]
+        worse, same, better = t["clips_worse_same_better"]
+        lines.append(f"Transcripts ({t['recognizer']}, {t['clips']} clips): corpus CER {t['corpus_cer_original']:.4f} "
+                     f"as recorded, {t['corpus_cer_cut']:.4f} as cut by the endpointer; clips worse {worse}, "
+                     f"same {same}, better {better}.")
+    else:
+        lines.append("Transcripts: not checked (--no-asr).")
+    return "\n".join(lines)
 
-    clips = clip_files.read_speech()
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the first 3 clips")
+    parser.add_argument("--no-asr", action="store_true", help="skip the transcription check")
+    parser.add_argument("--out", "--json", type=Path, dest="out",
+                        help="results file (default benchmarks/results/endpointing.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    common.setup_logging()
+    head = common.header(NAME, argv, args.quick)
+
+    clips = clip_files.read_speech()[: 3 if args.quick else None]
     originals = [decode(c.path.read_bytes()) for c in clips]
     recordings = [streams.Recording.of(a) for a in originals]
     names = [c.path.name for c in clips]
     defaults = Settings.from_env().handsfree
-    result = {"header": header("python benchmarks/endpointing.py" + (" --no-asr" if args.no_asr else ""))}
-    result["header"].update({"clips": len(clips), "options": dataclasses.asdict(defaults),
-                             "browser_chunk_ms": BROWSER_CHUNK_MS, "noisy_snr_db": NOISY_SNR_DB})
+    result = {"clips": len(clips), "options": dataclasses.asdict(defaults), "browser_chunk_ms": BROWSER_CHUNK_MS,
+              "noisy_snr_db": NOISY_SNR_DB}
     started = time.perf_counter()
     cases = pairs(originals)
     result["pair_clips"] = sorted({names[i] for pair in cases for i in pair})
@@ -306,10 +344,10 @@ def main() -> None:
         logger.info("CER original %.4f, cut %.4f", result["transcripts"]["corpus_cer_original"],
                     result["transcripts"]["corpus_cer_cut"])
     result["seconds"] = round(time.perf_counter() - started, 1)
-    result["header"]["load_average_end"] = os.getloadavg()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    logger.info("%s", args.json)
+    text = markdown(head, result)
+    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
+    print(text)
+    return result
 
 
 if __name__ == "__main__":

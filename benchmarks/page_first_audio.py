@@ -3,6 +3,7 @@ playing, for three ways the page can play the answer, same server, same run.
 
     python benchmarks/page_first_audio.py                 # writes benchmarks/results/page-first-audio.json
     python benchmarks/page_first_audio.py --turns 3 --no-spoken
+    python benchmarks/page_first_audio.py --quick     # 1 turn per player and mode: page-first-audio-quick.json
 
 The players (voiceqna.page.layout.ANSWER_PLAYERS): `queue`, the page's own audio queue (each
 sentence's WAV as soon as it is spoken, played back to back with Web Audio); `gradio`, the same
@@ -29,25 +30,26 @@ playback started (the HLS player ran dry).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import platform
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks import common  # noqa: E402
+
 logger = logging.getLogger("page_first_audio")
 
-RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "page-first-audio.json"
+SCRIPT = "page_first_audio"
+"""benchmarks/page_first_audio.py: the results header's `benchmark`."""
+NAME = "page-first-audio"
+"""The results file: benchmarks/results/page-first-audio.json."""
 CHROMIUM = "/usr/bin/chromium"
 PLAYERS = ("queue", "gradio", "whole")
 FIRST_TOKEN_S = 0.4
@@ -308,17 +310,10 @@ def run(turns: int, spoken: bool) -> dict:
     return results
 
 
-def header(turns: int) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout
+def setup(turns: int) -> dict:
+    """What was run: the browser, the fake chat model, speech, recognizer, turns, the metric."""
     browser = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
     return {
-        "commit": commit.strip(),
-        "machine": {"platform": platform.platform(), "cpu": cpu, "cores": len(os.sched_getaffinity(0))},
-        "load_average": os.getloadavg(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python " + " ".join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
         "browser": f"{browser} (headless, Playwright)",
         "chat": f"FAKE OpenAI-compatible server (tests/fake_openai.py): first token {FIRST_TOKEN_S} s, "
                 f"{TOKENS_PER_S:g} tokens/s of 2 characters, 3 sentences of 25-35 syllables",
@@ -329,25 +324,46 @@ def header(turns: int) -> dict:
     }
 
 
-def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
-        serve(int(sys.argv[2]), sys.argv[3], sys.argv[4])
-        return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--turns", type=int, default=6, help="measured turns per player and mode (default 6)")
-    parser.add_argument("--no-spoken", action="store_true", help="typed turns only")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    result = {"header": header(args.turns)}
-    result.update(run(args.turns, not args.no_spoken))
-    result["header"]["load_average_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+def markdown(head: dict, result: dict) -> str:
+    """The printed summary: first answer audio per player, typed and spoken."""
+    turns = result["turns_per_player"]
+    rows = []
     for mode in ("typed", "spoken"):
-        if mode in result:
-            logger.info("%s: %s", mode, {p: result[mode][p]["first_audio_p50_ms"] for p in PLAYERS})
-    logger.info("wrote %s", args.out)
+        if mode not in result:
+            continue
+        for player in PLAYERS:
+            r = result[mode][player]
+            rows.append([mode, player, f"{r['answered']} of {r['turns']}", f"{r['first_audio_p50_ms']:.0f}",
+                         f"{r['first_audio_p95_ms']:.0f}", f"{result[mode]['ratio_to_whole_p50'][player]:.2f}",
+                         common.fmt(r["server_first_audio_p50_ms"], 0), common.fmt(r["server_total_p50_ms"], 0),
+                         r["stalls"], r["overlaps"]])
+    return "\n".join([
+        f"In the browser: asked → first answer audio playing, {turns} turn{'s' if turns != 1 else ''} per player and mode; "
+        f"chat: {result['chat']}. {common.header_line(head)}", "",
+        common.table(["question", "player", "answered", "first audio p50 ms", "p95 ms", "p50 / whole's",
+                      "server first audio p50 ms", "server total p50 ms", "stalls", "overlaps"], rows)])
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 4 and argv[0] == "--serve":
+        serve(int(argv[1]), argv[2], argv[3])
+        return None
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 measured turn per player and mode (unless --turns)")
+    parser.add_argument("--turns", type=int, help="measured turns per player and mode (default 6; quick 1)")
+    parser.add_argument("--no-spoken", action="store_true", help="typed turns only")
+    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/page-first-audio.json)")
+    args = parser.parse_args(argv)
+    turns = args.turns or (1 if args.quick else 6)
+    common.setup_logging()
+    head = common.header(SCRIPT, argv, args.quick)
+    result = setup(turns)
+    result.update(run(turns, not args.no_spoken))
+    text = markdown(head, result)
+    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
+    print(text)
+    return result
 
 
 if __name__ == "__main__":

