@@ -200,3 +200,23 @@ def test_committed_results_keep_the_tables_their_script_renders_from_them(script
     data = json.loads((PROJECT_ROOT / "benchmarks" / "results" / f"{module.NAME}.json").read_text(encoding="utf-8"))
     assert data["benchmark"] == script and data["quick"] is False
     assert data["markdown"] == module.markdown(data, data)
+
+
+def test_accuracy_compares_the_default_call_and_the_app_on_each_set(tmp_path, read_speech):
+    result = run_script("accuracy", ["--quick"], tmp_path / "a.json")
+    assert list(result["sets"]) == ["read", "cut"]
+    for entry in result["sets"].values():
+        default, app = entry["runs"]
+        assert default["label"].startswith("default call") and default["n"] == app["n"] == 4
+        for run in (default, app):
+            rows = run["utterances"]
+            assert run["cer"] == pytest.approx(metrics.cer([u["reference"] for u in rows], [u["hypothesis"] for u in rows]))
+            assert run["repetitions"] == sum(1 for u in rows if u["repeated"])
+    assert result["markdown"].endswith(importlib.import_module("benchmarks.accuracy").markdown(result))
+
+
+def test_committed_accuracy_results_keep_the_tables_the_script_renders():
+    module = importlib.import_module("benchmarks.accuracy")
+    data = json.loads((PROJECT_ROOT / "benchmarks" / "results" / "accuracy.json").read_text(encoding="utf-8"))
+    assert data["benchmark"] == "accuracy" and data["quick"] is False and set(data["sets"]) == set(module.SETS)
+    assert data["markdown"].endswith(module.markdown(data))
