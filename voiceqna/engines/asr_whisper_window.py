@@ -85,11 +85,11 @@ class WindowDecoder:
     """Encode speech padded with silence to a short window; decode it with timestamps and keep
     the text said before the speech ends.
 
-    `timestamps`, `cut_tail` and `suppress_latin` (text tokens with Latin letters never
-    written) are the variants measured by benchmarks/accuracy.py; the app uses the defaults."""
+    `timestamps` and `cut_tail` are the variants measured by benchmarks/accuracy.py; the app
+    uses the defaults."""
 
     def __init__(self, model: WhisperModel, min_window_s: int, beam_size: int = 1, language: str = "ko",
-                 timestamps: bool = True, cut_tail: bool = True, suppress_latin: bool = False) -> None:
+                 timestamps: bool = True, cut_tail: bool = True) -> None:
         self.model = model.model  # the ctranslate2.models.Whisper; encode/generate are thread-safe
         self.min_window_s = int(min_window_s)
         self.beam_size = beam_size
@@ -100,8 +100,6 @@ class WindowDecoder:
         self.cut_tail = cut_tail
         self.prompt = [*self.tokenizer.sot_sequence] + ([] if timestamps else [self.tokenizer.no_timestamps])
         self.suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
-        if suppress_latin:
-            self.suppress += latin_tokens(self.tokenizer)
         self.to_cpu = self.model.device == "cuda" and len(self.model.device_index) > 1
 
     def window_for(self, speech_s: float) -> int:
@@ -221,14 +219,6 @@ def cut_repeated_tail(text: str, min_syllables: int = 4) -> str:
         if back_to_back or (joined.startswith(tail) and len(tail) >= 2 * min_syllables):
             return " ".join(words[:k]).rstrip(",")
     return text
-
-
-def latin_tokens(tokenizer: Tokenizer) -> list[int]:
-    """Text tokens holding a Latin letter."""
-    return [t for t in range(tokenizer.eot) if _LATIN.search(tokenizer.decode([t]))]
-
-
-_LATIN = re.compile("[A-Za-z]")
 
 
 def compression_ratio(text: str) -> float:
