@@ -198,6 +198,11 @@ class Endpointer:
         return self._state
 
     @property
+    def barge_in(self) -> bool:
+        """True while the answer plays and the microphone is watched for someone interrupting."""
+        return self._state is State.PLAYBACK and self._barge_in
+
+    @property
     def now_s(self) -> float:
         """Seconds of audio fed so far: the stream's clock, in which events are timed."""
         return self._fed / SAMPLE_RATE
