@@ -74,6 +74,9 @@ class HandsFreeOptions:
     pad_s: float = 0.3
     """Audio kept before the detected start (so the first syllable is not cut) and after the
     detected end (OpenAI Realtime's prefix padding: 0.3)."""
+    barge_in: bool = False
+    """The page's barge-in switch starts on: speaking over the answer stops it (off: half-duplex,
+    what the microphone hears while the answer plays is ignored)."""
     barge_in_threshold: float = 0.6
     """While the answer plays with barge-in on: the stricter speech probability that counts.
     A higher one does not keep out the answer's echo (Silero scores a synthetic voice as speech

@@ -33,7 +33,8 @@ from typing import Callable, Iterator
 from voiceqna.config import HandsFreeOptions
 from voiceqna.errors import BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, VoiceQnAError, kind_of
 from voiceqna.page.handsfree import GONE, HandsFreeSessions, Reply, pcm16_samples
-from voiceqna.ports import Done, Failed, Heard, Message, Sentence, SentenceAudio, Timings, TurnEvents, TurnResult
+from voiceqna.ports import (Done, Failed, Heard, Message, Sentence, SentenceAudio, Timings, TurnEvent, TurnEvents,
+                             TurnResult)
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +251,12 @@ class PageHandlers:
         heard, sentences = "", []
         self.running[playback.turn] = stream
         with closing(stream), _forgotten(self.running, playback.turn):
-            for event in stream:
+            for event in _events(stream):
+                if event is None:  # every sentence is spoken; the turn waits until it is heard
+                    playback = replace(playback, final=True)
+                    yield PageUpdate(conversation_id, self._written_so_far(chat, heard, sentences),
+                                     status=ANSWERING, playback=playback)
+                    continue
                 if isinstance(event, Done):
                     yield replace(self._answered(conversation_id, chat, event.result),
                                   playback=replace(playback, final=True))
@@ -279,6 +285,14 @@ class PageHandlers:
         if stream is None:
             return False
         stream.interrupt(max(0, int(played)))
+        return True
+
+    def heard(self, turn_id: str) -> bool:
+        """The player has played this turn's answer to its end: a held turn is stored now."""
+        stream = self.running.get(str(turn_id))
+        if stream is None:
+            return False
+        stream.heard()
         return True
 
     # --- hands-free: the tab's microphone, its turns shown as streamed turns ---
@@ -344,6 +358,16 @@ class PageHandlers:
         if token not in self.hands_free:
             return {"interrupted": False, "error": GONE}
         return {"interrupted": self.interrupt(turn, played), "error": ""}
+
+    def hands_free_heard(self, request: dict) -> dict:
+        """{token, turn} -> {heard}: the answer of this tab's turn has been played to its end."""
+        try:
+            token, turn = _field(request, "token", str), _field(request, "turn", str)
+        except InvalidInput as exc:
+            return {"heard": False, "error": str(exc)}
+        if token not in self.hands_free:
+            return {"heard": False, "error": GONE}
+        return {"heard": self.heard(turn), "error": ""}
 
     def hands_free_close(self, request: dict) -> dict:
         """{token} -> {closed}: hands-free switched off, or the tab is closing."""
@@ -423,6 +447,19 @@ class PageHandlers:
         if audio_path:
             content.append({"path": audio_path, "alt_text": "답변 음성 (answer audio)"})
         return {"role": "assistant", "content": content}
+
+
+def _events(stream: TurnEvents, poll_s: float = 0.1) -> Iterator[TurnEvent | None]:
+    """The stream's events, in order, and None once when the turn holds (every sentence is
+    spoken and it waits to be heard before it is stored: TurnStream's `hold_s`)."""
+    told = False
+    while not stream.finished:
+        event = stream.next_event(timeout=poll_s)
+        if event is not None:
+            yield event
+        elif not told and getattr(stream, "holding", False):
+            told = True
+            yield None
 
 
 @contextmanager

@@ -44,6 +44,9 @@ MAX_CHUNK_S = 10.0
 """Audio one request may carry (a tab that fell behind sends what it buffered: ~0.1-0.5 s)."""
 CLAIM_WAIT_S = 300.0
 """How long the page's request for a turn waits for the turns before it to finish."""
+HOLD_S = 120.0
+"""A turn's answer is stored once the page has played it (or cut it short, or gone away), at
+most this long after it was spoken: a barge-in then stores only what was heard."""
 UNCLAIMED_S = 60.0
 """A started turn that the page has not asked for in this long is let go (still stored whole)."""
 
@@ -111,7 +114,7 @@ class HandsFreeSessions:
 
     def __init__(self, service, options: HandsFreeOptions = HandsFreeOptions(), idle_s: float = IDLE_S,
                  max_sessions: int = MAX_SESSIONS, clock: Callable[[], float] = time.monotonic,
-                 endpointer: Callable[[HandsFreeOptions], Endpointer] = Endpointer) -> None:
+                 endpointer: Callable[[HandsFreeOptions], Endpointer] = Endpointer, hold_s: float = HOLD_S) -> None:
         problems = options.problems()
         if problems:
             raise ValueError("; ".join(problems))
@@ -121,6 +124,7 @@ class HandsFreeSessions:
         self.max_sessions = max_sessions
         self.clock = clock
         self.make_endpointer = endpointer
+        self.hold_s = hold_s
         self._sessions: "OrderedDict[str, HandsFreeSession]" = OrderedDict()
         self._lock = threading.Lock()
         self._janitor: threading.Thread | None = None
@@ -245,7 +249,7 @@ class HandsFreeSessions:
         turn.conversation_id = session.conversation_id
         turn.started_at = self.clock()
         try:
-            turn.stream = self.service.stream_audio(turn.conversation_id, turn.wav)
+            turn.stream = self.service.stream_audio(turn.conversation_id, turn.wav, hold_s=self.hold_s)
         except Exception as exc:  # refused before it started: the page shows why
             if not isinstance(exc, VoiceQnAError):
                 logger.exception("Hands-free turn could not start")
@@ -360,7 +364,9 @@ class HandsFreeSessions:
         waiting = [t for t in turns if not t.started.is_set()]
         for turn in running:
             if turn.stream is not None and not turn.claimed:
-                turn.stream.close()  # a claimed one is closed by its reader
+                turn.stream.close()
+            elif turn.stream is not None:
+                turn.stream.heard()  # nobody will say it was heard: store it whole now; its reader closes it
         if waiting:
             threading.Thread(target=self._run_left_over, args=(session, running, waiting),
                              name="handsfree-left-over", daemon=True).start()

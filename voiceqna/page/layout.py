@@ -38,11 +38,12 @@ HANDS_FREE_HTML = (
     '<label class="handsfree-switch"><input type="checkbox" role="switch" class="handsfree-on"> '
     "🎧 핸즈프리 (hands-free)</label>"
     '<label class="handsfree-switch" title="답하는 중에 말씀하시면 답을 멈추고 들어요 (speak over the answer to stop it)">'
-    '<input type="checkbox" role="switch" class="handsfree-barge-in"> ✋ 말 끊기 허용 (barge-in)</label>'
+    '<input type="checkbox" role="switch" class="handsfree-barge-in"{barge_in}> ✋ 말 끊기 허용 (barge-in)</label>'
     '<span class="handsfree-state" aria-live="polite"></span></div>'
 )
 """The hands-free panel (assets/handsfree.js): switched on, the microphone stays open and each
-question is answered when the speaker pauses; barge-in lets them talk over the answer to stop it."""
+question is answered when the speaker pauses; barge-in lets them talk over the answer to stop it
+(on from the start with HANDSFREE_BARGE_IN)."""
 MIC_WARNING = (  # hidden until assets/page.js finds the microphone blocked
     '<div class="mic-warning-box" role="alert">'
     "<strong>🔒 이 주소에서는 브라우저가 마이크를 막아요</strong> "
@@ -174,8 +175,13 @@ def _hands_free_panel(handlers: PageHandlers) -> gr.HTML:
     def handsfree_close(request: dict) -> dict:
         return handlers.hands_free_close(request)
 
-    return gr.HTML(None, html_template=HANDS_FREE_HTML, js_on_load=(ASSETS / "handsfree.js").read_text(encoding="utf-8"),
-                   elem_id="handsfree", server_functions=[handsfree_feed, handsfree_interrupt, handsfree_close])
+    def handsfree_heard(request: dict) -> dict:
+        return handlers.hands_free_heard(request)
+
+    html = HANDS_FREE_HTML.replace("{barge_in}", " checked" if handlers.hands_free.options.barge_in else "")
+    return gr.HTML(None, html_template=html, js_on_load=(ASSETS / "handsfree.js").read_text(encoding="utf-8"),
+                   elem_id="handsfree", server_functions=[handsfree_feed, handsfree_interrupt, handsfree_heard,
+                                                       handsfree_close])
 
 
 def _answer_player(kind: str) -> gr.Component:

@@ -181,9 +181,12 @@ class ChatService:
         turn = self._typed(conversation_id, text, role, idempotency_key)
         return TurnStream(lambda stream: self._run(turn, stream))
 
-    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> TurnStream:
+    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "",
+                     hold_s: float = 0.0) -> TurnStream:
+        """A spoken turn as events. `hold_s` (hands-free): the turn is stored only once the reader
+        says it was heard, cut short or went away (TurnStream), waiting at most that long."""
         turn = self._spoken(conversation_id, data, idempotency_key)
-        return TurnStream(lambda stream: self._run(turn, stream))
+        return TurnStream(lambda stream: self._run(turn, stream), hold_s)
 
     def _typed(self, conversation_id: str, text: str, role: str, key: str = "") -> _Turn:
         started = time.perf_counter()
@@ -293,6 +296,8 @@ class ChatService:
                     speech.say(sentence)
             finally:
                 sentences.close()  # an interrupted answer: the engine stops writing
+            if stream and stream.interrupted is None:
+                stream.wait_until_heard()  # hands-free: a barge-in while it plays still counts
             interrupted = stream.interrupted if stream else None
             if interrupted is None:
                 answer = unicodedata.normalize("NFC", "".join(written)).strip()

@@ -83,6 +83,7 @@ const handsFree = {
   showing: null,  // the turn whose "turn" event runs
   showingSince: 0,
   busyUntil: 0,
+  heardSent: null,  // the last turn whose answer was reported heard
   problem: null,
   keepAudio: false,
   audio: [],
@@ -263,6 +264,21 @@ const handsFree = {
     render();
   },
 
+  checkHeard() {
+    // The answer of the turn being shown has been played to its end: the server stores it now
+    // (it holds a hands-free turn until then, so that a barge-in stores only what was heard).
+    const player = window.voiceqnaPlayer;
+    const turn = this.showing;
+    if (!turn || !this.token || this.heardSent === turn || !player || player.turn !== turn) return;
+    const log = player.log, now = performance.now();
+    if (!log || !log.final || player.sources.length > 0) return;
+    const over = (clip) => (clip.end !== null && clip.end <= now) || player.buffers[clip.index] === null
+      || (player.stopped && clip.start === null);
+    if (!log.clips.every(over)) return;
+    this.heardSent = turn;
+    server.handsfree_heard({ token: this.token, turn });
+  },
+
   state() {
     if (this.problem) return this.problem;
     if (!this.on) return "off";
@@ -342,5 +358,9 @@ watch("value", () => {
   if (value.over) handsFree.shown(value.over);
   render();
 });
-setInterval(render, 100);  // the player's state changes on its own clock
+handsFree.bargeIn = Boolean(element.querySelector("input.handsfree-barge-in")?.checked);  // HANDSFREE_BARGE_IN
+setInterval(() => {  // the player's state changes on its own clock
+  handsFree.checkHeard();
+  render();
+}, 100);
 render();
