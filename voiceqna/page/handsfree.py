@@ -152,6 +152,7 @@ class HandsFreeSessions:
             logger.warning("Hands-free: %d sessions open, ending the one idle longest", self.max_sessions)
             self._end(old)
         self._start_janitor()
+        logger.info("Hands-free session opened (%d open)", len(self._sessions))
         return token
 
     def close(self, token: str) -> bool:
@@ -161,6 +162,7 @@ class HandsFreeSessions:
         if session is None:
             return False
         self._end(session)
+        logger.info("Hands-free session closed by its tab (%d open)", len(self._sessions))
         return True
 
     def set_conversation(self, token: str, conversation_id: str) -> None:
@@ -325,7 +327,7 @@ class HandsFreeSessions:
             for session in idle:
                 del self._sessions[session.token]
         for session in idle:
-            logger.info("Hands-free session idle for %.0f s: ended", self.idle_s)
+            logger.info("Hands-free session idle for %.0f s: ended (%d open)", self.idle_s, len(self._sessions))
             self._end(session)
         return len(idle)
 
