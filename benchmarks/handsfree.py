@@ -1,7 +1,7 @@
 """Hands-free in the browser, over the real Korean recordings: how soon a turn starts after the
 speaker stops, how soon the answer is heard, and whether turns are cut where they should be.
 
-    python benchmarks/handsfree.py            # writes benchmarks/results/handsfree.json (~6 min)
+    python benchmarks/handsfree.py            # writes benchmarks/results/handsfree.json (~8 min)
     python benchmarks/handsfree.py --quick    # 2 questions, 2 cut cases (~1.5 min; tests/ runs it)
 
 Debian's Chromium (Playwright, headless) opens the real `python app.py` on loopback with its fake
@@ -15,6 +15,9 @@ Engines: the app's offline defaults (Whisper base, the offline chat engine, espe
   of the audio request in which the server's endpointer ended it; the turn is already running on
   the service then). voice_to_voice_s: end of speech → the first sentence of the answer starts
   playing in the page (the audio queue's scheduled start on its Web Audio clock).
+  The same questions again with HANDSFREE_SPECULATE_S=0 (the turn starts only once the pause has
+  ended it; the default starts it, recognition first, when the pause is 0.3 s long, and throws
+  it away if the speech goes on): the baseline, in the same run, on the same machine.
 - cuts (TTS_ENGINE=none, so no answer plays and the microphone is never muted): pairs of
   recordings joined by 0.3 s of room noise (must be one turn) and 2 s (must be two turns), 3 s
   between cases; a turn belongs to the case in which the server ended it.
@@ -184,14 +187,14 @@ def single_stretch(recordings: list[streams.Recording], originals: list[np.ndarr
     return [i for i, a in enumerate(originals) if streams.longest_pause_s(a) < 0.5]
 
 
-def latency(playwright, tmp: Path, recordings, names, picked: list[int]) -> dict:
+def latency(playwright, tmp: Path, recordings, names, picked: list[int], label: str, **settings: str) -> dict:
     stream = streams.join([recordings[i] for i in picked], [QUESTION_GAP_S] * (len(picked) - 1),
                           lead_s=1.0, tail_s=QUESTION_GAP_S)
-    wav = tmp / "latency.wav"
+    wav = tmp / f"latency-{label}.wav"
     wav.write_bytes(encode_wav(stream.audio))
-    process, url = start_server(tmp / "latency" / "data")
+    process, url = start_server(tmp / f"latency-{label}" / "data", **settings)
     try:
-        run = listen(playwright, url, wav, stream.audio, len(picked), tmp / "profile-latency")
+        run = listen(playwright, url, wav, stream.audio, len(picked), tmp / f"profile-latency-{label}")
     finally:
         stop(process)
     end_of_turn, voice_to_voice, per_question, wrong = [], [], [], 0
@@ -220,11 +223,12 @@ def latency(playwright, tmp: Path, recordings, names, picked: list[int]) -> dict
                 row["first_sentence_fetch_decode_s"] = round((first["ready"] - first["arrived"]) / 1000, 3)
                 row["first_sentence_scheduling_s"] = round((first["start"] - first["ready"]) / 1000, 3)
         per_question.append(row)
-        logger.info("question %d %s", n + 1, row)
+        logger.info("%s: question %d %s", label, n + 1, row)
     parts = {name: stats([row[name] for row in per_question if name in row])
              for name in ("turn_started_to_first_sentence_in_page_s", "first_sentence_fetch_decode_s",
                           "first_sentence_scheduling_s")}
-    return {"questions": len(picked), "question_gap_s": QUESTION_GAP_S, "end_of_turn_s": stats(end_of_turn),
+    return {"settings": settings, "questions": len(picked), "question_gap_s": QUESTION_GAP_S,
+            "end_of_turn_s": stats(end_of_turn),
             "voice_to_voice_s": stats(voice_to_voice), "voice_to_voice_parts": parts,
             "questions_not_one_turn": wrong, "per_question": per_question}
 
@@ -273,7 +277,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, default=RESULTS)
     parser.add_argument("--quick", action="store_true", help="2 questions and 2 cut cases (for the tests)")
-    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--questions", type=int, default=6)
     parser.add_argument("--cases", type=int, default=20)
     args = parser.parse_args()
     if args.quick:
@@ -298,7 +302,14 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="handsfree-bench-") as folder, sync_playwright() as playwright:
         tmp = Path(folder)
-        result["latency"] = latency(playwright, tmp, recordings, names, single[: args.questions])
+        picked = single[: args.questions]
+        result["latency"] = latency(playwright, tmp, recordings, names, picked, "default")
+        if not args.quick:  # the baseline, same run: the turn starts only when the pause has ended it
+            result["latency_without_speculation"] = latency(playwright, tmp, recordings, names, picked,
+                                                            "no-speculation", handsfree_speculate_s="0")
+            result["voice_to_voice_p50_ratio_to_no_speculation"] = round(
+                result["latency"]["voice_to_voice_s"]["p50"]
+                / result["latency_without_speculation"]["voice_to_voice_s"]["p50"], 3)
         result["cuts"] = cuts(playwright, tmp, recordings, names, cut_cases(single, args.cases))
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["header"]["load_average_end"] = os.getloadavg()

@@ -208,3 +208,37 @@ def test_bad_audio_gets_a_clear_error_and_the_session_goes_on(handlers, service,
     assert service.get(update.conversation_id) == []
     assert handlers.hands_free_interrupt({"token": token, "turn": "x", "played": "1"})["error"]
     assert handlers.hands_free_close({"token": 5}) == {"closed": False}
+
+
+def test_a_turn_started_early_in_a_pause_is_thrown_away_when_the_speech_goes_on(service, questions):
+    """HANDSFREE_SPECULATE_S: recognition starts once a pause is 0.3 s long. A 0.5 s pause
+    between two sentences starts a turn early, which is thrown away (nothing stored) when the
+    speech goes on; the pause after the last sentence ends the turn, and the turn started early
+    in it is the one stored, with both sentences."""
+    (one, text_one), (two, text_two) = questions
+    sessions = HandsFreeSessions(service, HandsFreeOptions(), hold_s=0.0)
+    cid = service.create()
+    token = sessions.open(cid)
+    audio = streams.join([one, two], [0.5], lead_s=1.0, tail_s=1.5).audio
+    replies = [sessions.feed(token, audio[i: i + PIECE], False, False) for i in range(0, audio.size, PIECE)]
+
+    [turn] = [t for r in replies for t in r.turns]
+    assert sessions.speculated == 2 and sessions.adopted == 1
+    shown = sessions.claim(token, turn)
+    result = shown.stream.result()
+    sessions.finished(token, turn)
+    messages = stored(service, cid, 2)
+    assert [m.role for m in messages] == ["user", "assistant"] and result.stored
+    assert char_errors(text_one + " " + text_two, messages[0].text).rate <= 0.3, messages[0].text
+    sessions.close_all()
+    time.sleep(0.5)
+    assert len(service.get(cid)) == 2  # the turn thrown away stored nothing
+
+
+def test_without_speculation_the_turn_starts_when_the_pause_ends_it(service, questions):
+    sessions = HandsFreeSessions(service, HandsFreeOptions(speculate_s=0.0), hold_s=0.0)
+    token = sessions.open(service.create())
+    audio = streams.join([questions[0][0]], [], tail_s=1.5).audio
+    turns = [t for i in range(0, audio.size, PIECE) for t in sessions.feed(token, audio[i: i + PIECE], False, False).turns]
+    assert len(turns) == 1 and sessions.speculated == 0
+    sessions.close_all()

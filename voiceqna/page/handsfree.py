@@ -105,6 +105,11 @@ class HandsFreeSession:
         """Turns not yet over, in the order they were spoken; the first may be running."""
         self.barged_in = False
         """A barge-in was reported for the answer now playing (reported once)."""
+        self.early: Optional[HandsFreeTurn] = None
+        """A turn started during a pause (HANDSFREE_SPECULATE_S), before the endpointer ended it:
+        it becomes the turn if the pause ends the turn, and is thrown away if the speech goes on."""
+        self.early_pause_s: float = -1.0
+        """Where (stream seconds) the pause began that `early` was started in."""
         self.closed = False
 
 
@@ -125,6 +130,10 @@ class HandsFreeSessions:
         self.clock = clock
         self.make_endpointer = endpointer
         self.hold_s = hold_s
+        self.speculated = 0
+        """Turns started early, during a pause (HANDSFREE_SPECULATE_S)."""
+        self.adopted = 0
+        """Of those, the ones that became the turn (the rest were thrown away)."""
         self._sessions: "OrderedDict[str, HandsFreeSession]" = OrderedDict()
         self._lock = threading.Lock()
         self._janitor: threading.Thread | None = None
@@ -202,6 +211,7 @@ class HandsFreeSessions:
                         barge = self._barge_in(session) or barge
                 elif isinstance(event, TurnEnded):
                     turns.append(self._turn_ended(session, event))
+            self._speculate(session)
             self._let_go_of_unclaimed(session)
             return Reply(endpointer.state.value, started, barge, tuple(turns))
 
@@ -231,7 +241,38 @@ class HandsFreeSessions:
         session.barged_in = True
         return True
 
+    def _speculate(self, session: HandsFreeSession) -> None:
+        """Start the turn early once a pause is `speculate_s` long and nothing else runs (its
+        recognition then overlaps the rest of the pause); throw it away if the speech goes on."""
+        endpointer, early = session.endpointer, session.early
+        pause = endpointer.preview() if self.options.speculate_s and endpointer.pause_s >= self.options.speculate_s else None
+        if early is not None and (pause is None or pause.end_s != session.early_pause_s):
+            self._drop_early(session)  # the speech went on (or the answer began to play)
+        if pause is None or session.early is not None or session.turns:
+            return
+        turn = HandsFreeTurn(uuid.uuid4().hex, audio.encode_wav(pause.audio), pause)
+        session.early, session.early_pause_s = turn, pause.end_s
+        self._start(session, turn)
+        self.speculated += 1
+
+    @staticmethod
+    def _drop_early(session: HandsFreeSession) -> None:
+        early, session.early = session.early, None
+        if early is not None and early.stream is not None:
+            early.stream.cancel()  # nothing of it is stored
+
     def _turn_ended(self, session: HandsFreeSession, ended: TurnEnded) -> str:
+        early, session.early = session.early, None
+        if early is not None and early.ended.end_s == ended.end_s and not session.turns:
+            logger.info("Hands-free turn %s: %.1f s of speech (%s), started %.2f s early", early.id[:8],
+                        ended.end_s - ended.start_s, ended.reason, ended.detected_s - early.ended.detected_s)
+            early.ended = ended  # the pause it was started in has ended the turn: it is the turn
+            session.turns[early.id] = early
+            self.adopted += 1
+            return early.id
+        if early is not None:
+            session.early = early
+            self._drop_early(session)
         turn = HandsFreeTurn(uuid.uuid4().hex, audio.encode_wav(ended.audio), ended)
         session.turns[turn.id] = turn
         logger.info("Hands-free turn %s: %.1f s of speech (%s)", turn.id[:8], ended.end_s - ended.start_s,
@@ -360,6 +401,7 @@ class HandsFreeSessions:
         after it, in order, on a thread of their own, each read by nobody."""
         with session.lock:
             session.closed = True
+            self._drop_early(session)
             turns = list(session.turns.values())
             session.turns.clear()
         running = [t for t in turns if t.started.is_set()]

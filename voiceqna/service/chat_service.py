@@ -250,6 +250,7 @@ class ChatService:
                 with turn.ticket:
                     with _stopwatch(turn.timings, "asr_ms"):
                         turn.text = self._recognise(turn.samples)
+            _check_cancelled(stream)
             emit(Heard(turn.text))
             if not turn.text:
                 last: TurnEvent = Done(self._not_heard(turn, emit))
@@ -298,6 +299,7 @@ class ChatService:
                 sentences.close()  # an interrupted answer: the engine stops writing
             if stream and stream.interrupted is None:
                 stream.wait_until_heard()  # hands-free: a barge-in while it plays still counts
+            _check_cancelled(stream)
             interrupted = stream.interrupted if stream else None
             if interrupted is None:
                 answer = unicodedata.normalize("NFC", "".join(written)).strip()
@@ -407,6 +409,11 @@ class _Speech:
             return b""
         finally:
             self.turn.timings.tts_ms += _ms_since(started)
+
+
+def _check_cancelled(stream: Optional[TurnStream]) -> None:
+    if stream is not None and stream.cancelled:
+        raise InvalidInput("The turn was cancelled before it was stored (the speaker went on).")
 
 
 @contextmanager

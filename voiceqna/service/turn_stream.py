@@ -34,6 +34,7 @@ class TurnStream:
         self.interrupted: Optional[int] = None
         self.hold_s = hold_s
         self.holding = False
+        self.cancelled = False
         self._released = threading.Event()
         self._ahead = threading.Condition()
         self._unread_audio = 0
@@ -98,6 +99,12 @@ class TurnStream:
                 self.interrupted = max(0, int(played))
             self._ahead.notify_all()
         self._released.set()
+
+    def cancel(self) -> None:
+        """Throw the turn away: it stops where it is and nothing of it is stored (hands-free
+        started it early, during a pause, and the speech went on)."""
+        self.cancelled = True
+        self.interrupt(0)
 
     def heard(self) -> None:
         """The answer has been heard to its end: a held turn is stored now."""
