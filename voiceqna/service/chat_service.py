@@ -248,6 +248,7 @@ class ChatService:
                 raise _Repeat(turn.repeat)
             if turn.samples is not None:
                 with turn.ticket:
+                    _check_cancelled(stream)  # thrown away while it waited for the recognizer
                     with _stopwatch(turn.timings, "asr_ms"):
                         turn.text = self._recognise(turn.samples)
             _check_cancelled(stream)
