@@ -6,7 +6,10 @@ feeds it to its own `Endpointer`; when a turn ends, the turn starts at once on t
 streamed spoken turn (the same as push-to-talk), so recognition runs while the page asks for the
 turn's updates (`claim`). Turns of one tab run one after another, so they are stored in the
 order they were spoken. While the answer plays the microphone is ignored (half-duplex), or, with
-barge-in, watched for someone interrupting.
+barge-in, watched for someone interrupting. A turn is started early, once a pause is
+HANDSFREE_SPECULATE_S long (its recognition overlaps the rest of the pause), and thrown away
+unstored if the speech goes on. The service stores a hands-free turn only once the page says its
+answer was heard (or cut short by a barge-in: then only what was heard, marked).
 
 A session ends when its tab says so (the switch, or the beacon sent when the tab closes), or
 after `idle_s` without audio (a tab that went away without a word). Ending it never loses a
@@ -130,6 +133,8 @@ class HandsFreeSessions:
         self.clock = clock
         self.make_endpointer = endpointer
         self.hold_s = hold_s
+        self.speculate_s = options.speculate_s if getattr(service, "cancellable_turns", False) else 0.0
+        """HANDSFREE_SPECULATE_S, or 0 over a remote API (a turn started there is always stored)."""
         self.speculated = 0
         """Turns started early, during a pause (HANDSFREE_SPECULATE_S)."""
         self.adopted = 0
@@ -245,7 +250,7 @@ class HandsFreeSessions:
         """Start the turn early once a pause is `speculate_s` long and nothing else runs (its
         recognition then overlaps the rest of the pause); throw it away if the speech goes on."""
         endpointer, early = session.endpointer, session.early
-        pause = endpointer.preview() if self.options.speculate_s and endpointer.pause_s >= self.options.speculate_s else None
+        pause = endpointer.preview() if self.speculate_s and endpointer.pause_s >= self.speculate_s else None
         if early is not None and (pause is None or pause.end_s != session.early_pause_s):
             self._drop_early(session)  # the speech went on (or the answer began to play)
         if pause is None or session.early is not None or session.turns:

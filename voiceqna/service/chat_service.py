@@ -103,6 +103,10 @@ class _Repeat(Exception):
 
 
 class ChatService:
+    cancellable_turns = True
+    """Its streamed turns can be thrown away before they are stored (TurnStream.cancel): hands-free
+    may start a turn early, during a pause. A remote API's turns cannot (RemoteService)."""
+
     def __init__(
         self,
         recognizer: Recognizer,
