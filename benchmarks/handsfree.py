@@ -10,8 +10,8 @@ shared recordings (../shared/data/korean-read-speech) that have no pause of 0.5 
 trimmed to their speech, with their own room noise between them (voiceqna.evaluation.streams).
 Engines: the app's offline defaults (Whisper base, the offline chat engine, espeak-ng, SQLite).
 
-- latency (half-duplex, the default): questions 11 s apart (the answer, ~6 s of speech, plays in
-  between). end_of_turn_s: end of speech → the page learns that the turn has started (the reply
+- latency (half-duplex, the default): questions 9 s apart; each answer is stopped (■, the
+  player's stop) 0.5 s after it starts playing, so it is over before the next question. end_of_turn_s: end of speech → the page learns that the turn has started (the reply
   of the audio request in which the server's endpointer ended it; the turn is already running on
   the service then). voice_to_voice_s: end of speech → the first sentence of the answer starts
   playing in the page (the audio queue's scheduled start on its Web Audio clock).
@@ -58,7 +58,10 @@ logger = logging.getLogger("handsfree")
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "handsfree.json"
 CHROMIUM = "/usr/bin/chromium"
-QUESTION_GAP_S = 11.0
+QUESTION_GAP_S = 9.0
+STOP_AFTER_MS = 500
+"""The benchmark presses ■ stop this long after each answer starts playing (the offline answer
+is 10 s of speech), so that the next question, QUESTION_GAP_S later, is not spoken over it."""
 CASE_GAP_S = 3.0
 ALIGN_S = 6.0
 """Seconds of captured audio cross-correlated with the WAV to find where capture started."""
@@ -94,7 +97,7 @@ class Run:
 # --- the server and the browser ---
 
 
-def start_server(data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+def start_server(data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str, Path]:
     from tests.live_server import free_port, server_env
 
     port = free_port()
@@ -110,7 +113,7 @@ def start_server(data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str
     while True:
         try:
             if requests.get(f"{url}/api/health", timeout=5).ok and requests.get(url, timeout=5).ok:
-                return process, url
+                return process, url, Path(log.name)
         except requests.RequestException:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
@@ -142,6 +145,8 @@ def listen(playwright, url: str, wav: Path, wav_audio: np.ndarray, turns: int, p
         page.goto(url)
         page.wait_for_selector("#engines li")
         page.evaluate("window.voiceqnaHandsFree.keepAudio = true")
+        page.evaluate("""ms => document.addEventListener("voiceqna-playing", (event) => {
+            if (event.detail.index === 0) setTimeout(() => window.voiceqnaPlayer.stop(), ms); })""", STOP_AFTER_MS)
         page.click("#handsfree input.handsfree-on")
         seconds = wav_audio.size / SAMPLE_RATE
         page.wait_for_function(
@@ -192,11 +197,12 @@ def latency(playwright, tmp: Path, recordings, names, picked: list[int], label: 
                           lead_s=1.0, tail_s=QUESTION_GAP_S)
     wav = tmp / f"latency-{label}.wav"
     wav.write_bytes(encode_wav(stream.audio))
-    process, url = start_server(tmp / f"latency-{label}" / "data", **settings)
+    process, url, server_log = start_server(tmp / f"latency-{label}" / "data", **settings)
     try:
         run = listen(playwright, url, wav, stream.audio, len(picked), tmp / f"profile-latency-{label}")
     finally:
         stop(process)
+    early = server_log.read_text(errors="replace").count(" early\n")
     end_of_turn, voice_to_voice, per_question, wrong = [], [], [], 0
     positions = run.turn_positions()
     logged = {t["turn"]: t for t in run.turns}
@@ -230,7 +236,8 @@ def latency(playwright, tmp: Path, recordings, names, picked: list[int], label: 
     return {"settings": settings, "questions": len(picked), "question_gap_s": QUESTION_GAP_S,
             "end_of_turn_s": stats(end_of_turn),
             "voice_to_voice_s": stats(voice_to_voice), "voice_to_voice_parts": parts,
-            "questions_not_one_turn": wrong, "per_question": per_question}
+            "questions_not_one_turn": wrong, "turns_started_early_in_their_last_pause": early,
+            "per_question": per_question}
 
 
 def cut_cases(single: list[int], count: int) -> list[tuple[int, int, float]]:
@@ -250,7 +257,7 @@ def cuts(playwright, tmp: Path, recordings, names, cases: list[tuple[int, int, f
     wav = tmp / "cuts.wav"
     wav.write_bytes(encode_wav(stream.audio))
     expected = sum(1 if pause < 1 else 2 for _, _, pause in cases)
-    process, url = start_server(tmp / "cuts" / "data", tts_engine="none")
+    process, url, _ = start_server(tmp / "cuts" / "data", tts_engine="none")
     try:
         run = listen(playwright, url, wav, stream.audio, expected, tmp / "profile-cuts")
     finally:
@@ -277,7 +284,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, default=RESULTS)
     parser.add_argument("--quick", action="store_true", help="2 questions and 2 cut cases (for the tests)")
-    parser.add_argument("--questions", type=int, default=6)
+    parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--cases", type=int, default=20)
     args = parser.parse_args()
     if args.quick:

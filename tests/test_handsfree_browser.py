@@ -6,7 +6,10 @@ and played by the page's audio queue. No timed assertions: only generous waits."
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import pytest
 from tests.test_ui_browser import (FAR_HOST, bubbles, conversation, live_page, open_page,  # noqa: F401 (fixtures)
                                    playwright)
 from voiceqna.audio import decode, encode_wav
+from voiceqna.config import PROJECT_ROOT
 from voiceqna.evaluation import streams
 from voiceqna.evaluation.metrics import char_errors
 from voiceqna.service import INTERRUPTED_MARK
@@ -140,3 +144,24 @@ def _wait_for_log(log: Path, line: str, timeout_s: float = 50.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"the server never logged {line!r}:\n" + log.read_text(errors="replace")[-3000:])
         time.sleep(0.5)
+
+
+def test_the_benchmark_measures_every_figure_in_its_quick_mode(tmp_path, questions):
+    """benchmarks/handsfree.py --quick: 2 questions (end of turn, voice to voice) and 2 cut cases."""
+    out = tmp_path / "handsfree.json"
+    run = subprocess.run([sys.executable, "benchmarks/handsfree.py", "--quick", "--json", str(out)],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    result = json.loads(out.read_text(encoding="utf-8"))
+    header = result["header"]
+    assert header["commit"] and header["command"] == "python benchmarks/handsfree.py --quick"
+    assert len(header["load_average"]) == 3 and len(header["load_average_end"]) == 3
+    latency = result["latency"]
+    assert latency["questions_not_one_turn"] == 0, latency["per_question"]
+    for figure in ("end_of_turn_s", "voice_to_voice_s"):
+        assert latency[figure]["n"] == 2 and 0 < latency[figure]["p50"] <= latency[figure]["max"]
+    assert latency["end_of_turn_s"]["p50"] < latency["voice_to_voice_s"]["p50"]
+    cuts = result["cuts"]
+    assert cuts["cases"] == 2 and [c["pause_s"] for c in cuts["per_case"]] == [0.3, 2.0]
+    assert cuts["wrong_cuts"] == 0, cuts["per_case"]
