@@ -161,7 +161,8 @@ class HandsFreeSessions:
             self._sessions[token] = session
             evicted = []
             while len(self._sessions) > self.max_sessions:
-                evicted.append(self._sessions.popitem(last=False)[1])
+                idlest = min(self._sessions.values(), key=lambda s: s.last_seen)
+                evicted.append(self._sessions.pop(idlest.token))
         for old in evicted:
             logger.warning("Hands-free: %d sessions open, ending the one idle longest", self.max_sessions)
             self._end(old)
