@@ -238,8 +238,10 @@ def test_a_turn_started_early_in_a_pause_is_thrown_away_when_the_speech_goes_on(
 
 def test_without_speculation_the_turn_starts_when_the_pause_ends_it(service, questions):
     sessions = HandsFreeSessions(service, HandsFreeOptions(speculate_s=0.0), hold_s=0.0)
-    token = sessions.open(service.create())
+    cid = service.create()
+    token = sessions.open(cid)
     audio = streams.join([questions[0][0]], [], tail_s=1.5).audio
     turns = [t for i in range(0, audio.size, PIECE) for t in sessions.feed(token, audio[i: i + PIECE], False, False).turns]
     assert len(turns) == 1 and sessions.speculated == 0
     sessions.close_all()
+    assert [m.role for m in stored(service, cid, 2)] == ["user", "assistant"]
