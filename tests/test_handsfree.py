@@ -245,3 +245,15 @@ def test_without_speculation_the_turn_starts_when_the_pause_ends_it(service, que
     assert len(turns) == 1 and sessions.speculated == 0
     sessions.close_all()
     assert [m.role for m in stored(service, cid, 2)] == ["user", "assistant"]
+
+
+def test_a_tab_that_went_away_has_its_sessions_ended(handlers, service):
+    """Gradio's unload (the tab's heartbeat stopped) ends what the tab's beacon did not."""
+    _, first = handlers.open_hands_free("", [], tab="tab-a")
+    _, second = handlers.open_hands_free("", [], tab="tab-a")
+    _, other = handlers.open_hands_free("", [], tab="tab-b")
+
+    assert handlers.hands_free_tab_gone("tab-a") == 2
+    assert first not in handlers.hands_free and second not in handlers.hands_free
+    assert other in handlers.hands_free
+    assert handlers.hands_free_tab_gone("") == 0 and handlers.hands_free_tab_gone("tab-a") == 0

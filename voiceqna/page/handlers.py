@@ -297,22 +297,27 @@ class PageHandlers:
 
     # --- hands-free: the tab's microphone, its turns shown as streamed turns ---
 
-    def open_hands_free(self, conversation_id: str, chat: list[ChatMessage], old_token: str = ""
-                        ) -> tuple[PageUpdate, str]:
+    def open_hands_free(self, conversation_id: str, chat: list[ChatMessage], old_token: str = "",
+                        tab: str = "") -> tuple[PageUpdate, str]:
         """Switch hands-free on for this tab: a new session (the old one, if any, ends) listening
-        for the tab's conversation (a new one when it has none). Its token; "" when it failed."""
+        for the tab's conversation (a new one when it has none). Its token; "" when it failed.
+        `tab`: the tab's Gradio session, whose end (`hands_free_tab_gone`) ends the session."""
         if old_token:
             self.hands_free.close(old_token)
         try:
             if not conversation_id:
                 conversation_id = self.service.create()
-            token = self.hands_free.open(conversation_id)
+            token = self.hands_free.open(conversation_id, tab)
         except Exception as exc:  # the store, or the VAD model (faster-whisper) missing
             if not isinstance(exc, VoiceQnAError):
                 logger.exception("Hands-free could not start")
                 exc = EngineUnavailable(f"Hands-free could not start ({exc}).")
             return failed(conversation_id, chat, exc), ""
         return PageUpdate(conversation_id, chat, status=HANDS_FREE_ON), token
+
+    def hands_free_tab_gone(self, tab: str) -> int:
+        """Gradio saw the tab close (its heartbeat stopped): end its sessions; how many."""
+        return self.hands_free.close_tab(tab)
 
     def hands_free_conversation(self, token: str, conversation_id: str) -> None:
         """The tab switched conversation (New, Open, or a typed turn made one): follow it."""

@@ -98,8 +98,10 @@ class HandsFreeTurn:
 class HandsFreeSession:
     """One tab's hands-free state: its endpointer, its conversation and its turns."""
 
-    def __init__(self, token: str, conversation_id: str, endpointer: Endpointer, now: float) -> None:
+    def __init__(self, token: str, conversation_id: str, endpointer: Endpointer, now: float, tab: str = "") -> None:
         self.token = token
+        self.tab = tab
+        """The tab's Gradio session hash ("" if unknown)."""
         self.conversation_id = conversation_id
         self.endpointer = endpointer
         self.last_seen = now
@@ -152,11 +154,12 @@ class HandsFreeSessions:
 
     # --- the tab's switch ---
 
-    def open(self, conversation_id: str) -> str:
-        """A new session listening for `conversation_id`; its token."""
+    def open(self, conversation_id: str, tab: str = "") -> str:
+        """A new session listening for `conversation_id`; its token. `tab`: the tab's Gradio
+        session, so that `close_tab` ends it when Gradio sees the tab go away."""
         self.prune()
         token = secrets.token_urlsafe(24)
-        session = HandsFreeSession(token, conversation_id, self.make_endpointer(self.options), self.clock())
+        session = HandsFreeSession(token, conversation_id, self.make_endpointer(self.options), self.clock(), tab)
         with self._lock:
             self._sessions[token] = session
             evicted = []
@@ -179,6 +182,19 @@ class HandsFreeSessions:
         self._end(session)
         logger.info("Hands-free session closed by its tab (%d open)", len(self._sessions))
         return True
+
+    def close_tab(self, tab: str) -> int:
+        """End the sessions of a tab that went away (its beacon may never have arrived); how many."""
+        if not tab:
+            return 0
+        with self._lock:
+            gone = [s for s in self._sessions.values() if s.tab == tab]
+            for session in gone:
+                del self._sessions[session.token]
+        for session in gone:
+            self._end(session)
+            logger.info("Hands-free session closed: its tab went away (%d open)", len(self._sessions))
+        return len(gone)
 
     def set_conversation(self, token: str, conversation_id: str) -> None:
         """The tab now shows another conversation: the turns that start from now on go there."""

@@ -292,9 +292,9 @@ def _wire_hands_free(page: Page, handlers: PageHandlers, show, streamed, turn_ou
     private = dict(api_visibility="private")
     panel = page.hands_free
 
-    def listen(cid, history, value):
+    def listen(cid, history, value, request: gr.Request):
         old = value.get("token", "") if isinstance(value, dict) else ""
-        update, token = handlers.open_hands_free(cid, history, old)
+        update, token = handlers.open_hands_free(cid, history, old, request.session_hash or "")
         return (*show(update), {"token": token, "opened": uuid.uuid4().hex})
 
     def turn(cid, history, evt: gr.EventData):
@@ -314,6 +314,11 @@ def _wire_hands_free(page: Page, handlers: PageHandlers, show, streamed, turn_ou
     panel.turn(turn, [page.conversation, page.chat], [*turn_outputs, *inputs_while_busy, panel],
                show_progress="hidden", **private)
     page.conversation.change(conversation_changed, [page.conversation, panel], None, queue=False, **private)
+
+    def tab_gone(request: gr.Request):  # Gradio's heartbeat stopped: the tab closed without its beacon
+        handlers.hands_free_tab_gone(request.session_hash or "")
+
+    page.blocks.unload(tab_gone)
 
 
 def _reopen(handlers: PageHandlers, saved: str) -> tuple:
