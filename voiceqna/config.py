@@ -70,12 +70,19 @@ class HandsFreeOptions:
     recordings: end of speech → turn p50 0.70 s with 100–160 ms chunks (0.81 s with 250 ms); their
     own pauses between sentences (up to 1.3 s) split 4 of 30 clips (0.6: 8, 0.5: 12); 0.3 s pauses
     never end a turn (0.5 ended 4 of 38)."""
+    speculate_s: float = 0.3
+    """When a pause in the speech reaches this long, the page starts the turn early (recognition
+    first) and throws it away if the speech resumes before `silence_s`: the answer comes this much
+    sooner. 0: never. At least PAD_S, so the early turn has the same audio as the turn."""
     max_turn_s: float = 30.0
     """A turn that goes on this long ends here (Whisper's window); the speech after it starts
     the next turn. `Settings.endpointer_options` caps it at MAX_AUDIO_S."""
     pad_s: float = 0.3
     """Audio kept before the detected start (so the first syllable is not cut) and after the
     detected end (OpenAI Realtime's prefix padding: 0.3)."""
+    barge_in: bool = False
+    """The page's barge-in switch starts on: speaking over the answer stops it (off: half-duplex,
+    what the microphone hears while the answer plays is ignored)."""
     barge_in_threshold: float = 0.6
     """While the answer plays with barge-in on: the stricter speech probability that counts.
     A higher one does not keep out the answer's echo (Silero scores a synthetic voice as speech
@@ -102,6 +109,9 @@ class HandsFreeOptions:
                 found.append(f"{prefix}{name.upper()}={getattr(self, name):g}: use seconds above 0, at most 10")
         if not 0 < self.barge_in_margin_db <= 60:
             found.append(f"{prefix}BARGE_IN_MARGIN_DB={self.barge_in_margin_db:g}: use 1 to 60 dB (default 10)")
+        if self.speculate_s and not self.pad_s <= self.speculate_s < self.silence_s:
+            found.append(f"{prefix}SPECULATE_S={self.speculate_s:g}: use 0 (never) or seconds from PAD_S up to "
+                         "below SILENCE_S (default 0.3)")
         if not 0 <= self.pad_s <= 2:
             found.append(f"{prefix}PAD_S={self.pad_s:g}: use 0 to 2 seconds (default 0.3)")
         if not self.max_turn_s > self.min_speech_s + 2 * self.pad_s:

@@ -198,6 +198,11 @@ class Endpointer:
         return self._state
 
     @property
+    def barge_in(self) -> bool:
+        """True while the answer plays and the microphone is watched for someone interrupting."""
+        return self._state is State.PLAYBACK and self._barge_in
+
+    @property
     def now_s(self) -> float:
         """Seconds of audio fed so far: the stream's clock, in which events are timed."""
         return self._fed / SAMPLE_RATE
@@ -240,6 +245,27 @@ class Endpointer:
             keep = _samples(self.options.pad_s + max(self.options.min_speech_s, self.options.barge_in_min_speech_s))
             self._tape.drop_before(self._scored - keep - WINDOW)
         return events
+
+    @property
+    def pause_s(self) -> float:
+        """Seconds of silence since the speech of the turn in progress paused (0 while speaking,
+        listening or playing)."""
+        if self._state is not State.SPEECH or self._silence_start is None:
+            return 0.0
+        return (self._scored - self._silence_start) / SAMPLE_RATE
+
+    def preview(self) -> TurnEnded | None:
+        """During a pause: the turn as it would end if the speech does not resume (the same audio
+        as its TurnEnded once the pause is `pad_s` long), to start recognising it early. The
+        state does not change; None when there is no pause."""
+        if self._state is not State.SPEECH or self._silence_start is None:
+            return None
+        end = self._silence_start
+        begin = max(self._turn_start - _samples(self.options.pad_s), self._floor)
+        stop = min(end + _samples(self.options.pad_s), self._scored)
+        return TurnEnded(audio=self._tape.slice(begin, stop), audio_start_s=max(begin, self._tape.start) / SAMPLE_RATE,
+                         start_s=self._turn_start / SAMPLE_RATE, end_s=end / SAMPLE_RATE,
+                         detected_s=self._scored / SAMPLE_RATE, reason="preview")
 
     def flush(self) -> list[Event]:
         """The stream has ended: the turn in progress, if any, ends here."""

@@ -95,7 +95,9 @@ class RemoteService:
         return self._stream(conversation_id, f"send/text/{_segment(conversation_id)}/stream",
                             json={"message": text, "role": role}, headers=_key_header(idempotency_key))
 
-    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> "RemoteTurnStream":
+    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "",
+                     hold_s: float = 0.0) -> "RemoteTurnStream":
+        """`hold_s` is not available over REST: the server stores the turn once it is written."""
         return self._stream(conversation_id, f"send/audio/{_segment(conversation_id)}/stream", files=_upload(data),
                             headers=_key_header(idempotency_key))
 
@@ -194,6 +196,9 @@ class RemoteTurnStream:
     def interrupt(self, played: int) -> None:
         """Over REST a turn cannot be cut short: the server finishes and stores the whole answer."""
         self.close()
+
+    def heard(self) -> None:
+        """Nothing to do: over REST the turn was stored once it was written."""
 
     def result(self) -> TurnResult:
         last = None

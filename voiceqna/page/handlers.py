@@ -6,12 +6,17 @@ one after each event of the turn: the question, each sentence of the answer as i
 each sentence's audio as it is spoken (`Playback`, for the page's audio queue), then the end.
 Errors never escape: they become `error`, the conversation shown stays as it was and the
 user's input is kept for another try.
+Hands-free (`hands_free_*`, `follow_hands_free`): the tab's microphone goes to its session
+(handsfree.py); each turn it cuts is shown by `follow_hands_free`, the same streamed turn as
+push-to-talk. `interrupt` cuts a streamed turn's answer short where the player stopped it.
 The public API's handlers (`api_*`) return plain values (`Answer`, text) and raise the
 project's errors, which public_api.py turns into the API's error message.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import os
@@ -20,13 +25,16 @@ import tempfile
 import time
 import uuid
 import weakref
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
+from voiceqna.config import HandsFreeOptions
 from voiceqna.errors import BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, VoiceQnAError, kind_of
-from voiceqna.ports import Done, Failed, Heard, Message, Sentence, SentenceAudio, Timings, TurnEvents, TurnResult
+from voiceqna.page.handsfree import GONE, HandsFreeSessions, Reply, pcm16_samples
+from voiceqna.ports import (Done, Failed, Heard, Message, Sentence, SentenceAudio, Timings, TurnEvent, TurnEvents,
+                             TurnResult)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +55,7 @@ NO_TURN_YET = "아직 처리한 질문이 없어요 (no turn yet)."
 ANSWERING = "💬 답하는 중… (answering)"
 ANSWERED = "✅ 답변했어요 (answered)."
 NOT_HEARD = "🔇 말소리가 들리지 않았어요 (no speech heard): 마이크에 가까이 대고 다시 말씀해 주세요."
+HANDS_FREE_ON = "🎧 핸즈프리: 말씀하시면 듣고 답해요 (hands-free: just speak)."
 
 
 @dataclass(frozen=True)
@@ -155,9 +164,13 @@ def audio_suffix(data: bytes) -> str | None:
 class PageHandlers:
     """The page's actions. `service` is a ChatService or anything with the same methods."""
 
-    def __init__(self, service, files: AudioFiles | None = None) -> None:
+    def __init__(self, service, files: AudioFiles | None = None,
+                 hands_free: HandsFreeOptions = HandsFreeOptions()) -> None:
         self.service = service
         self.files = files or AudioFiles()
+        self.hands_free = HandsFreeSessions(service, hands_free)
+        self.running: dict[str, TurnEvents] = {}
+        """Streamed turns being shown, by their Playback.turn: what `interrupt` can cut short."""
 
     def engine_info(self) -> str:
         try:
@@ -223,9 +236,10 @@ class PageHandlers:
         yield from self._streamed(conversation_id, chat, lambda cid: self.service.stream_audio(cid, data))
 
     def _streamed(self, conversation_id: str, chat: list[ChatMessage],
-                  start: Callable[[str], TurnEvents]) -> Iterator[PageUpdate]:
+                  start: Callable[[str], TurnEvents], turn_id: str = "") -> Iterator[PageUpdate]:
         """One update per event. If the page goes away mid-answer (the generator is closed), the
-        stream is closed and the service finishes the turn and stores it whole."""
+        stream is closed and the service finishes the turn and stores it whole. `turn_id` names
+        the turn's Playback (a new one when empty)."""
         try:
             if not conversation_id:
                 conversation_id = self.service.create()
@@ -233,10 +247,16 @@ class PageHandlers:
         except Exception as exc:  # refused before it started: unknown id, bad audio, too long, busy
             yield failed(conversation_id, chat, exc)
             return
-        playback = Playback(uuid.uuid4().hex)
+        playback = Playback(turn_id or uuid.uuid4().hex)
         heard, sentences = "", []
-        with closing(stream):
-            for event in stream:
+        self.running[playback.turn] = stream
+        with closing(stream), _forgotten(self.running, playback.turn):
+            for event in _events(stream):
+                if event is None:  # every sentence is spoken; the turn waits until it is heard
+                    playback = replace(playback, final=True)
+                    yield PageUpdate(conversation_id, self._written_so_far(chat, heard, sentences),
+                                     status=ANSWERING, playback=playback)
+                    continue
                 if isinstance(event, Done):
                     yield replace(self._answered(conversation_id, chat, event.result),
                                   playback=replace(playback, final=True))
@@ -256,6 +276,110 @@ class PageHandlers:
                 yield PageUpdate(conversation_id, self._written_so_far(chat, heard, sentences),
                                  status=ANSWERING, playback=playback)
         yield failed(conversation_id, chat, EngineUnavailable("The answer stopped before it was complete: try again."))
+
+    def interrupt(self, turn_id: str, played: int) -> bool:
+        """Barge-in: the player stopped this turn's answer after `played` sentences had started;
+        the rest is not written, and the stored answer is those sentences, marked. False when the
+        turn is not running (any more): then it has been stored whole already."""
+        stream = self.running.get(str(turn_id))
+        if stream is None:
+            return False
+        stream.interrupt(max(0, int(played)))
+        return True
+
+    def heard(self, turn_id: str) -> bool:
+        """The player has played this turn's answer to its end: a held turn is stored now."""
+        stream = self.running.get(str(turn_id))
+        if stream is None:
+            return False
+        stream.heard()
+        return True
+
+    # --- hands-free: the tab's microphone, its turns shown as streamed turns ---
+
+    def open_hands_free(self, conversation_id: str, chat: list[ChatMessage], old_token: str = "",
+                        tab: str = "") -> tuple[PageUpdate, str]:
+        """Switch hands-free on for this tab: a new session (the old one, if any, ends) listening
+        for the tab's conversation (a new one when it has none). Its token; "" when it failed.
+        `tab`: the tab's Gradio session, whose end (`hands_free_tab_gone`) ends the session."""
+        if old_token:
+            self.hands_free.close(old_token)
+        try:
+            if not conversation_id:
+                conversation_id = self.service.create()
+            token = self.hands_free.open(conversation_id, tab)
+        except Exception as exc:  # the store, or the VAD model (faster-whisper) missing
+            if not isinstance(exc, VoiceQnAError):
+                logger.exception("Hands-free could not start")
+                exc = EngineUnavailable(f"Hands-free could not start ({exc}).")
+            return failed(conversation_id, chat, exc), ""
+        return PageUpdate(conversation_id, chat, status=HANDS_FREE_ON), token
+
+    def hands_free_tab_gone(self, tab: str) -> int:
+        """Gradio saw the tab close (its heartbeat stopped): end its sessions; how many."""
+        return self.hands_free.close_tab(tab)
+
+    def hands_free_conversation(self, token: str, conversation_id: str) -> None:
+        """The tab switched conversation (New, Open, or a typed turn made one): follow it."""
+        self.hands_free.set_conversation(token, conversation_id)
+
+    def follow_hands_free(self, token: str, turn_id: str, chat: list[ChatMessage],
+                          conversation_id: str = "") -> Iterator[PageUpdate]:
+        """A turn the tab's microphone gave: the same updates as a push-to-talk turn, once the
+        turns before it are over. Its Playback is named `turn_id`."""
+        try:
+            turn = self.hands_free.claim(token, turn_id)
+        except VoiceQnAError as exc:
+            yield failed(conversation_id, chat, exc)
+            return
+        try:
+            if turn.error is not None:
+                yield failed(turn.conversation_id, chat, turn.error)
+                return
+            yield from self._streamed(turn.conversation_id, chat, lambda cid: turn.stream, turn.id)
+        finally:
+            self.hands_free.finished(token, turn_id)
+
+    # JSON in, JSON out: what the panel's script calls (Gradio's component server, behind the page's login).
+
+    def hands_free_feed(self, request: dict) -> dict:
+        """{token, audio: base64 16 kHz 16-bit mono PCM, playing, barge_in} -> Reply.as_json()."""
+        try:
+            token = _field(request, "token", str)
+            samples = pcm16_samples(_base64(_field(request, "audio", str)))
+            playing, barge_in = bool(request.get("playing")), bool(request.get("barge_in"))
+        except InvalidInput as exc:
+            return Reply("listening", error=str(exc)).as_json()
+        return self.hands_free.feed(token, samples, playing, barge_in).as_json()
+
+    def hands_free_interrupt(self, request: dict) -> dict:
+        """{token, turn, played} -> {interrupted}: the answer playing in this tab was cut short."""
+        try:
+            token, turn, played = _field(request, "token", str), _field(request, "turn", str), request.get("played")
+            if not isinstance(played, int) or isinstance(played, bool):
+                raise InvalidInput("played must be a whole number of sentences.")
+        except InvalidInput as exc:
+            return {"interrupted": False, "error": str(exc)}
+        if token not in self.hands_free:
+            return {"interrupted": False, "error": GONE}
+        return {"interrupted": self.interrupt(turn, played), "error": ""}
+
+    def hands_free_heard(self, request: dict) -> dict:
+        """{token, turn} -> {heard}: the answer of this tab's turn has been played to its end."""
+        try:
+            token, turn = _field(request, "token", str), _field(request, "turn", str)
+        except InvalidInput as exc:
+            return {"heard": False, "error": str(exc)}
+        if token not in self.hands_free:
+            return {"heard": False, "error": GONE}
+        return {"heard": self.heard(turn), "error": ""}
+
+    def hands_free_close(self, request: dict) -> dict:
+        """{token} -> {closed}: hands-free switched off, or the tab is closing."""
+        try:
+            return {"closed": self.hands_free.close(_field(request, "token", str))}
+        except InvalidInput:
+            return {"closed": False}
 
     @staticmethod
     def _written_so_far(chat: list[ChatMessage], heard: str, sentences: list[str]) -> list[ChatMessage]:
@@ -328,6 +452,41 @@ class PageHandlers:
         if audio_path:
             content.append({"path": audio_path, "alt_text": "답변 음성 (answer audio)"})
         return {"role": "assistant", "content": content}
+
+
+def _events(stream: TurnEvents, poll_s: float = 0.1) -> Iterator[TurnEvent | None]:
+    """The stream's events, in order, and None once when the turn holds (every sentence is
+    spoken and it waits to be heard before it is stored: TurnStream's `hold_s`)."""
+    told = False
+    while not stream.finished:
+        event = stream.next_event(timeout=poll_s)
+        if event is not None:
+            yield event
+        elif not told and getattr(stream, "holding", False):
+            told = True
+            yield None
+
+
+@contextmanager
+def _forgotten(table: dict, key: str) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        table.pop(key, None)
+
+
+def _field(request: object, name: str, kind: type):
+    value = request.get(name) if isinstance(request, dict) else None
+    if not isinstance(value, kind):
+        raise InvalidInput(f"The request needs {name!r} ({kind.__name__}).")
+    return value
+
+
+def _base64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("The audio must be base64 text.") from None
 
 
 def read_upload(audio_path: str | None) -> bytes:

@@ -1,13 +1,14 @@
 """The Gradio Blocks page over the service: the layout and which handler each event calls.
 
 What the buttons do lives in `handlers.py` (plain functions, tested without a browser); the
-page's CSS, its microphone/HTTPS check and the answer's audio queue live in `assets/`. The
-page's own events are private (not in "Use via API", not callable by gradio_client); its
-public API is `public_api.py`.
+page's CSS, its microphone/HTTPS check, the answer's audio queue and the hands-free microphone
+live in `assets/`. The page's own events are private (not in "Use via API", not callable by
+gradio_client); its public API is `public_api.py`.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,6 +33,17 @@ PLAYER_HTML = (
     '<span class="answer-player-state" aria-live="polite"></span> '
     '<button type="button" class="answer-player-stop" title="멈추기 (stop)" disabled>■ 멈추기 (stop)</button></div>'
 )
+HANDS_FREE_HTML = (
+    '<div class="handsfree">'
+    '<label class="handsfree-switch"><input type="checkbox" role="switch" class="handsfree-on"> '
+    "🎧 핸즈프리 (hands-free)</label>"
+    '<label class="handsfree-switch" title="답하는 중에 말씀하시면 답을 멈추고 들어요 (speak over the answer to stop it)">'
+    '<input type="checkbox" role="switch" class="handsfree-barge-in"{barge_in}> ✋ 말 끊기 허용 (barge-in)</label>'
+    '<span class="handsfree-state" aria-live="polite"></span></div>'
+)
+"""The hands-free panel (assets/handsfree.js): switched on, the microphone stays open and each
+question is answered when the speaker pauses; barge-in lets them talk over the answer to stop it
+(on from the start with HANDSFREE_BARGE_IN)."""
 MIC_WARNING = (  # hidden until assets/page.js finds the microphone blocked
     '<div class="mic-warning-box" role="alert">'
     "<strong>🔒 이 주소에서는 브라우저가 마이크를 막아요</strong> "
@@ -65,6 +77,10 @@ class Page:
     remembered: gr.BrowserState
     chat: gr.Chatbot
     status: gr.Markdown
+    hands_free: gr.HTML | None
+    """The hands-free switches and state; its value carries the tab's session token and the
+    end of each hands-free turn to its script. Only with the page's own player (queue), whose
+    state tells hands-free when the answer is heard."""
     recording: gr.Audio
     question: gr.Textbox
     send: gr.Button
@@ -81,16 +97,16 @@ def build_page(service, settings: Settings, answer_player: str = "queue") -> gr.
     """The page over `service`; `answer_player` is one of ANSWER_PLAYERS (the default is the page's)."""
     if answer_player not in ANSWER_PLAYERS:
         raise ValueError(f"answer_player={answer_player!r}: use one of {', '.join(ANSWER_PLAYERS)}")
+    handlers = PageHandlers(service, hands_free=settings.endpointer_options)
     with gr.Blocks(title="한국어 음성 질의응답", analytics_enabled=False, delete_cache=(3600, 86400)) as blocks:
-        page = _layout(blocks, answer_player)
-        handlers = PageHandlers(service)
+        page = _layout(blocks, answer_player, handlers)
         publish_api(handlers)  # first: its names stay /ask_text…, the page's private events get suffixes
         _wire(page, handlers, answer_player)
     blocks.queue(default_concurrency_limit=CONCURRENT_TURNS)
     return blocks
 
 
-def _layout(blocks: gr.Blocks, answer_player: str) -> Page:
+def _layout(blocks: gr.Blocks, answer_player: str, handlers: PageHandlers) -> Page:
     """Chat, recorder and text box on the left; answer player, conversation id, timings and engines on the right."""
     conversation = gr.State("")
     remembered = gr.BrowserState("", storage_key="voiceqna-conversation")
@@ -108,6 +124,7 @@ def _layout(blocks: gr.Blocks, answer_player: str) -> Page:
                 placeholder="녹음 버튼을 누르고 한국어로 질문해 보세요.<br><small>Press record and ask in Korean, or type below.</small>",
             )
             status = gr.Markdown("", elem_id="status")
+            hands_free = _hands_free_panel(handlers) if answer_player == "queue" else None
             recording = gr.Audio(
                 sources=["microphone", "upload"],
                 type="filepath",
@@ -141,8 +158,30 @@ def _layout(blocks: gr.Blocks, answer_player: str) -> Page:
             with gr.Accordion("실행 중인 엔진 (engines)", open=True):
                 engines = gr.Markdown("", elem_id="engines")
             gr.Markdown("REST API: [`/api`](/api/docs) — Unity 등 게임 클라이언트용 (for game clients)", elem_id="api-hint")
-    return Page(blocks, conversation, remembered, chat, status, recording, question, send, answer,
+    return Page(blocks, conversation, remembered, chat, status, hands_free, recording, question, send, answer,
                 conversation_box, open_button, new_button, timings, engines)
+
+
+def _hands_free_panel(handlers: PageHandlers) -> gr.HTML:
+    """The switches and the state line; its script calls these functions through Gradio's
+    component server (POST /gradio_api/component_server, which asks for the page's login)."""
+
+    def handsfree_feed(request: dict) -> dict:
+        return handlers.hands_free_feed(request)
+
+    def handsfree_interrupt(request: dict) -> dict:
+        return handlers.hands_free_interrupt(request)
+
+    def handsfree_close(request: dict) -> dict:
+        return handlers.hands_free_close(request)
+
+    def handsfree_heard(request: dict) -> dict:
+        return handlers.hands_free_heard(request)
+
+    html = HANDS_FREE_HTML.replace("{barge_in}", " checked" if handlers.hands_free.options.barge_in else "")
+    return gr.HTML(None, html_template=html, js_on_load=(ASSETS / "handsfree.js").read_text(encoding="utf-8"),
+                   elem_id="handsfree", server_functions=[handsfree_feed, handsfree_interrupt, handsfree_heard,
+                                                       handsfree_close])
 
 
 def _answer_player(kind: str) -> gr.Component:
@@ -228,6 +267,8 @@ def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
             trigger(**turn, show_progress="minimal", **private).then(idle, None, inputs_while_busy, queue=False,
                                                                       **private)
 
+    if page.hands_free is not None:
+        _wire_hands_free(page, handlers, show, streamed, turn_outputs, inputs_while_busy)
     page.open_button.click(
         lambda cid, history, current: show(handlers.open_conversation(cid, history, current)),
         [page.conversation_box, page.chat, page.conversation],
@@ -242,6 +283,42 @@ def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
         [page.engines, *turn_outputs],
         **private,
     )
+
+
+def _wire_hands_free(page: Page, handlers: PageHandlers, show, streamed, turn_outputs: list, inputs_while_busy: list
+                     ) -> None:
+    """The panel's script asks for a session ("listen") and for each turn its microphone gave
+    ("turn"); the session follows the tab's conversation."""
+    private = dict(api_visibility="private")
+    panel = page.hands_free
+
+    def listen(cid, history, value, request: gr.Request):
+        old = value.get("token", "") if isinstance(value, dict) else ""
+        update, token = handlers.open_hands_free(cid, history, old, request.session_hash or "")
+        return (*show(update), {"token": token, "opened": uuid.uuid4().hex})
+
+    def turn(cid, history, evt: gr.EventData):
+        data = evt._data if isinstance(evt._data, dict) else {}
+        token, turn_id = str(data.get("token", "")), str(data.get("turn", ""))
+        enabled = gr.update(interactive=True)
+        updates = handlers.follow_hands_free(token, turn_id, history, cid)
+        for values in streamed(updates, lambda failed: (enabled, enabled)):
+            yield (*values, gr.skip())
+        yield (*(gr.skip(),) * (len(turn_outputs) + len(inputs_while_busy)), {"over": turn_id})
+
+    def conversation_changed(cid, value):
+        if isinstance(value, dict) and value.get("token"):
+            handlers.hands_free_conversation(value["token"], cid)
+
+    panel.listen(listen, [page.conversation, page.chat, panel], [*turn_outputs, panel], queue=False, **private)
+    panel.turn(turn, [page.conversation, page.chat], [*turn_outputs, *inputs_while_busy, panel],
+               show_progress="hidden", **private)
+    page.conversation.change(conversation_changed, [page.conversation, panel], None, queue=False, **private)
+
+    def tab_gone(request: gr.Request):  # Gradio's heartbeat stopped: the tab closed without its beacon
+        handlers.hands_free_tab_gone(request.session_hash or "")
+
+    page.blocks.unload(tab_gone)
 
 
 def _reopen(handlers: PageHandlers, saved: str) -> tuple:

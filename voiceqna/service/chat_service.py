@@ -103,6 +103,10 @@ class _Repeat(Exception):
 
 
 class ChatService:
+    cancellable_turns = True
+    """Its streamed turns can be thrown away before they are stored (TurnStream.cancel): hands-free
+    may start a turn early, during a pause. A remote API's turns cannot (RemoteService)."""
+
     def __init__(
         self,
         recognizer: Recognizer,
@@ -181,9 +185,12 @@ class ChatService:
         turn = self._typed(conversation_id, text, role, idempotency_key)
         return TurnStream(lambda stream: self._run(turn, stream))
 
-    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "") -> TurnStream:
+    def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "",
+                     hold_s: float = 0.0) -> TurnStream:
+        """A spoken turn as events. `hold_s` (hands-free): the turn is stored only once the reader
+        says it was heard, cut short or went away (TurnStream), waiting at most that long."""
         turn = self._spoken(conversation_id, data, idempotency_key)
-        return TurnStream(lambda stream: self._run(turn, stream))
+        return TurnStream(lambda stream: self._run(turn, stream), hold_s)
 
     def _typed(self, conversation_id: str, text: str, role: str, key: str = "") -> _Turn:
         started = time.perf_counter()
@@ -245,8 +252,10 @@ class ChatService:
                 raise _Repeat(turn.repeat)
             if turn.samples is not None:
                 with turn.ticket:
+                    _check_cancelled(stream)  # thrown away while it waited for the recognizer
                     with _stopwatch(turn.timings, "asr_ms"):
                         turn.text = self._recognise(turn.samples)
+            _check_cancelled(stream)
             emit(Heard(turn.text))
             if not turn.text:
                 last: TurnEvent = Done(self._not_heard(turn, emit))
@@ -293,6 +302,9 @@ class ChatService:
                     speech.say(sentence)
             finally:
                 sentences.close()  # an interrupted answer: the engine stops writing
+            if stream and stream.interrupted is None:
+                stream.wait_until_heard()  # hands-free: a barge-in while it plays still counts
+            _check_cancelled(stream)
             interrupted = stream.interrupted if stream else None
             if interrupted is None:
                 answer = unicodedata.normalize("NFC", "".join(written)).strip()
@@ -402,6 +414,11 @@ class _Speech:
             return b""
         finally:
             self.turn.timings.tts_ms += _ms_since(started)
+
+
+def _check_cancelled(stream: Optional[TurnStream]) -> None:
+    if stream is not None and stream.cancelled:
+        raise InvalidInput("The turn was cancelled before it was stored (the speaker went on).")
 
 
 @contextmanager

@@ -21,12 +21,21 @@ class TurnStream:
     waits for a slow reader only while it is LOOKAHEAD spoken sentences ahead.
     `interrupt(played)` is different: the user cut the answer short (barge-in), so the rest
     is not written, and the stored answer is the first `played` sentences, marked.
+    With `hold_s` (hands-free), the turn waits, once every sentence is spoken and before it is
+    stored, until the reader says the answer has been heard (`heard`), cuts it short
+    (`interrupt`) or goes away (`close`), at most `hold_s`: a barge-in while the answer still
+    plays (speech is made far faster than it is played) then still stores only what was heard.
+    `holding` is True while it waits.
     """
 
-    def __init__(self, run: Callable[["TurnStream"], object]) -> None:
+    def __init__(self, run: Callable[["TurnStream"], object], hold_s: float = 0.0) -> None:
         """`run(stream)` plays the turn through, putting each event on `stream`."""
         self.events: queue.Queue[TurnEvent] = queue.Queue()
         self.interrupted: Optional[int] = None
+        self.hold_s = hold_s
+        self.holding = False
+        self.cancelled = False
+        self._released = threading.Event()
         self._ahead = threading.Condition()
         self._unread_audio = 0
         self._abandoned = False
@@ -81,6 +90,7 @@ class TurnStream:
         with self._ahead:
             self._abandoned = True
             self._ahead.notify_all()
+        self._released.set()
 
     def interrupt(self, played: int) -> None:
         """Barge-in: stop the answer; keep (and store) only its first `played` sentences."""
@@ -88,6 +98,28 @@ class TurnStream:
             if self.interrupted is None:
                 self.interrupted = max(0, int(played))
             self._ahead.notify_all()
+        self._released.set()
+
+    def cancel(self) -> None:
+        """Throw the turn away: it stops where it is and nothing of it is stored (hands-free
+        started it early, during a pause, and the speech went on)."""
+        self.cancelled = True
+        self.interrupt(0)
+
+    def heard(self) -> None:
+        """The answer has been heard to its end: a held turn is stored now."""
+        self._released.set()
+
+    def wait_until_heard(self) -> None:
+        """From the turn's thread, before storing: wait for `heard`, `interrupt` or `close`
+        (at most `hold_s`; no wait without it)."""
+        if self.hold_s <= 0:
+            return
+        self.holding = True
+        try:
+            self._released.wait(self.hold_s)
+        finally:
+            self.holding = False
 
     def result(self) -> TurnResult:
         """Wait for the end; the turn's result, or its error raised."""

@@ -6,6 +6,8 @@
 //
 // window.voiceqnaPlayer is the queue, for the page and for what comes next (hands-free):
 //   .played()  sentences of the current turn that have started playing (barge-in keeps those)
+//   .busy()    the answer is being heard: from its first sentence's start until its last has ended
+//              (hands-free ignores the microphone meanwhile, or watches it for barge-in)
 //   .stop()    silence at once; the rest of this turn is dropped
 //   .log       the current turn (one of .turns)
 //   .turns     the last 50 turns: per turn, each sentence's URL, when it arrived, was decoded, started and ended
@@ -102,6 +104,14 @@ const player = {
       element.dispatchEvent(new CustomEvent("voiceqna-playing", { bubbles: true, detail: { turn, index: clip.index } }));
       render();
     }, Math.max(0, (at - now) * 1000));
+  },
+
+  busy() {
+    if (!this.log || this.stopped) return false;
+    const now = performance.now();
+    if (!this.log.clips.some((c) => c.start !== null && c.start <= now)) return false;
+    if (this.sources.length > 0 || !this.log.final) return true;
+    return this.log.clips.some((c) => this.buffers[c.index] === undefined);  // still loading: it will play
   },
 
   played() {
