@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -49,14 +47,15 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from benchmarks.endpointing import header, stats  # noqa: E402
+from benchmarks import common  # noqa: E402
+from benchmarks.endpointing import stats  # noqa: E402
 from voiceqna.audio import SAMPLE_RATE, decode, encode_wav  # noqa: E402
 from voiceqna.evaluation import clips as clip_files  # noqa: E402
 from voiceqna.evaluation import streams  # noqa: E402
 
 logger = logging.getLogger("handsfree")
 
-RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "handsfree.json"
+NAME = "handsfree"
 CHROMIUM = "/usr/bin/chromium"
 QUESTION_GAP_S = 9.0
 STOP_AFTER_MS = 500
@@ -280,16 +279,43 @@ def cuts(playwright, tmp: Path, recordings, names, cases: list[tuple[int, int, f
             "per_case": rows}
 
 
-def main() -> None:
+def markdown(head: dict, result: dict) -> str:
+    """The printed summary: end of turn, voice to voice (with and without the early start), cuts."""
+    def row(name: str, figures: dict, target: str) -> list[str]:
+        return [name, f"{common.fmt(figures.get('p50'))} s", f"{common.fmt(figures.get('p95'))} s", str(figures["n"]), target]
+
+    latency, targets = result["latency"], result["targets"]
+    rows = [row("end of turn: end of speech → turn started", latency["end_of_turn_s"],
+                f"p50 ≤ {targets['end_of_turn_p50_s']} s"),
+            row("voice to voice: end of speech → first answer audio playing", latency["voice_to_voice_s"],
+                f"p50 ≤ {targets['voice_to_voice_p50_s']} s")]
+    if "latency_without_speculation" in result:
+        rows.append(row("voice to voice, turn started only after the pause (same run)",
+                        result["latency_without_speculation"]["voice_to_voice_s"], "baseline"))
+    cuts = result["cuts"]
+    wrong = cuts["wrong"]
+    return "\n".join([
+        f"Hands-free in Chromium, {result['browser']}; {result['engines']}. {common.header_line(head)}", "",
+        common.table(["measure", "p50", "p95", "n", "target"], rows), "",
+        common.table(["cut cases", "0.3 s pause must be one turn: wrong", "2 s apart must be two turns: wrong", "target"],
+                     [[str(cuts["cases"]), str(wrong["0.3s_pause_one_turn"]), str(wrong["2s_apart_two_turns"]),
+                       f"{targets['wrong_cuts']} wrong"]]),
+    ])
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path, default=RESULTS)
     parser.add_argument("--quick", action="store_true", help="2 questions and 2 cut cases (for the tests)")
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--cases", type=int, default=20)
-    args = parser.parse_args()
+    parser.add_argument("--out", "--json", dest="out", type=Path,
+                        help="results file (default benchmarks/results/handsfree.json)")
+    args = parser.parse_args(argv)
     if args.quick:
         args.questions, args.cases = 2, 2
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    common.setup_logging()
+    head = common.header(NAME, argv, args.quick)
     from playwright.sync_api import sync_playwright
 
     clips = clip_files.read_speech()
@@ -297,16 +323,13 @@ def main() -> None:
     recordings = [streams.Recording.of(a) for a in originals]
     names = [c.path.name for c in clips]
     single = single_stretch(recordings, originals)
-    command = "python benchmarks/handsfree.py" + (" --quick" if args.quick else "")
-    result = {"header": header(command)}
     browser = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
-    result["header"].update({
+    result = {
         "browser": f"{browser} (headless, Playwright, fake microphone from a WAV)",
         "engines": "offline defaults: Whisper base, the offline chat engine, espeak-ng (cuts: TTS_ENGINE=none), SQLite",
         "transport": "AudioWorklet -> 16 kHz PCM, ~100 ms a request, one at a time (assets/handsfree.js)",
         "targets": TARGETS,
-    })
-    started = time.perf_counter()
+    }
     with tempfile.TemporaryDirectory(prefix="handsfree-bench-") as folder, sync_playwright() as playwright:
         tmp = Path(folder)
         picked = single[: args.questions]
@@ -318,13 +341,9 @@ def main() -> None:
                 result["latency"]["voice_to_voice_s"]["p50"]
                 / result["latency_without_speculation"]["voice_to_voice_s"]["p50"], 3)
         result["cuts"] = cuts(playwright, tmp, recordings, names, cut_cases(single, args.cases))
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    result["header"]["load_average_end"] = os.getloadavg()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    logger.info("end of turn %s; voice to voice %s; wrong cuts %d of %d -> %s", result["latency"]["end_of_turn_s"],
-                result["latency"]["voice_to_voice_s"], result["cuts"]["wrong_cuts"], result["cuts"]["cases"], args.json)
-
+    result["markdown"] = markdown(head, result)
+    common.write_results(common.results_path(NAME, args.quick, args.out), head, result)
+    print(result["markdown"])
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,7 @@ and played by the page's audio queue. No timed assertions: only generous waits."
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
@@ -154,9 +155,10 @@ def test_the_benchmark_measures_every_figure_in_its_quick_mode(tmp_path, questio
     assert run.returncode == 0, run.stderr[-3000:]
 
     result = json.loads(out.read_text(encoding="utf-8"))
-    header = result["header"]
-    assert header["commit"] and header["command"] == "python benchmarks/handsfree.py --quick"
-    assert len(header["load_average"]) == 3 and len(header["load_average_end"]) == 3
+    assert result["benchmark"] == "handsfree" and result["quick"] is True and result["commit"]
+    assert result["command"] == f"python benchmarks/handsfree.py --quick --json {out}"
+    assert len(result["load_average"]["start"]) == 3 and len(result["load_average"]["end"]) == 3
+    assert "| --- |" in run.stdout and result["markdown"] == importlib.import_module("benchmarks.handsfree").markdown(result, result)
     latency = result["latency"]
     assert latency["questions_not_one_turn"] == 0, latency["per_question"]
     for figure in ("end_of_turn_s", "voice_to_voice_s"):
