@@ -64,6 +64,11 @@ def decode(data: bytes, max_seconds: float | None = None) -> np.ndarray:
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
     if samples.size == 0:
         raise EmptyAudio("The audio holds no sound samples: record or upload a clip with speech.")
+    return from_pcm16(samples)
+
+
+def from_pcm16(samples: np.ndarray) -> np.ndarray:
+    """16-bit samples as float32 in [-1, 1)."""
     return samples.astype(np.float32) / 32768.0
 
 

@@ -95,8 +95,14 @@ class HandsFreeOptions:
     speech at any level, but the echo a browser's echo canceller leaves is far quieter than
     someone talking into the microphone."""
 
-    def problems(self, prefix: str = "HANDSFREE_") -> list[str]:
+    @property
+    def shortest_turn_s(self) -> float:
+        """The least a turn holds: its speech and the padding on both sides."""
+        return self.min_speech_s + 2 * self.pad_s
+
+    def problems(self) -> list[str]:
         """What is wrong with these values, each naming its variable and the fix; [] when fine."""
+        prefix = "HANDSFREE_"
         found = []
         if not 0 < self.neg_threshold < self.threshold < 1:
             found.append(f"{prefix}NEG_THRESHOLD={self.neg_threshold:g} and {prefix}THRESHOLD={self.threshold:g}: "
@@ -114,7 +120,7 @@ class HandsFreeOptions:
                          "below SILENCE_S (default 0.3)")
         if not 0 <= self.pad_s <= 2:
             found.append(f"{prefix}PAD_S={self.pad_s:g}: use 0 to 2 seconds (default 0.3)")
-        if not self.max_turn_s > self.min_speech_s + 2 * self.pad_s:
+        if not self.max_turn_s > self.shortest_turn_s:
             found.append(f"{prefix}MAX_TURN_S={self.max_turn_s:g}: use more seconds than MIN_SPEECH_S + 2 × PAD_S")
         return found
 
@@ -223,7 +229,7 @@ class Settings:
         """The hands-free options as the page should use them: no turn longer than MAX_AUDIO_S,
         which the service would refuse."""
         return replace(self.handsfree, max_turn_s=max(min(self.handsfree.max_turn_s, self.max_audio_s),
-                                                      self.handsfree.min_speech_s + 2 * self.handsfree.pad_s + 0.1))
+                                                      self.handsfree.shortest_turn_s + 0.1))
 
     def __post_init__(self) -> None:
         for name, value in _fallbacks(self).items():

@@ -113,11 +113,6 @@ class SpeechScorer:
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.float32)
 
-    @property
-    def pending(self) -> int:
-        """Samples fed but not yet scored (fewer than one window)."""
-        return self._pending.size
-
     def __call__(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The speech probability and the level (dBFS) of each window these samples complete
         (possibly none)."""

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from voiceqna.config import HandsFreeOptions
+from voiceqna.endpointing import State
 from voiceqna.errors import BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, VoiceQnAError, kind_of
 from voiceqna.page.handsfree import GONE, HandsFreeSessions, Reply, pcm16_samples
 from voiceqna.ports import (Done, Failed, Heard, Message, Sentence, SentenceAudio, Timings, TurnEvent, TurnEvents,
@@ -349,7 +350,7 @@ class PageHandlers:
             samples = pcm16_samples(_base64(_field(request, "audio", str)))
             playing, barge_in = bool(request.get("playing")), bool(request.get("barge_in"))
         except InvalidInput as exc:
-            return Reply("listening", error=str(exc)).as_json()
+            return Reply(State.LISTENING.value, error=str(exc)).as_json()
         return self.hands_free.feed(token, samples, playing, barge_in).as_json()
 
     def hands_free_interrupt(self, request: dict) -> dict:

@@ -91,8 +91,6 @@ class HandsFreeTurn:
     started_at: float = 0.0
     claimed: bool = False
     started: threading.Event = field(default_factory=threading.Event)
-    over: bool = False
-    """Its events have all been read, or nobody will read them: the next turn may start."""
 
 
 class HandsFreeSession:
@@ -113,8 +111,6 @@ class HandsFreeSession:
         self.early: Optional[HandsFreeTurn] = None
         """A turn started during a pause (HANDSFREE_SPECULATE_S), before the endpointer ended it:
         it becomes the turn if the pause ends the turn, and is thrown away if the speech goes on."""
-        self.early_pause_s: float = -1.0
-        """Where (stream seconds) the pause began that `early` was started in."""
         self.closed = False
 
 
@@ -203,10 +199,6 @@ class HandsFreeSessions:
             with session.lock:
                 session.conversation_id = conversation_id
 
-    def conversation_of(self, token: str) -> str | None:
-        session = self._get(token)
-        return session.conversation_id if session else None
-
     # --- the microphone ---
 
     def feed(self, token: str, samples: np.ndarray, playing: bool, barge_in: bool) -> Reply:
@@ -268,20 +260,19 @@ class HandsFreeSessions:
         recognition then overlaps the rest of the pause); throw it away if the speech goes on."""
         endpointer, early = session.endpointer, session.early
         pause = endpointer.preview() if self.speculate_s and endpointer.pause_s >= self.speculate_s else None
-        if early is not None and (pause is None or pause.end_s != session.early_pause_s):
+        if early is not None and (pause is None or pause.end_s != early.ended.end_s):
             self._drop_early(session)  # the speech went on (or the answer began to play)
         if pause is None or session.early is not None or session.turns:
             return
         turn = HandsFreeTurn(uuid.uuid4().hex, audio.encode_wav(pause.audio), pause)
-        session.early, session.early_pause_s = turn, pause.end_s
+        session.early = turn
         self._start(session, turn)
         self.speculated += 1
 
     @staticmethod
     def _drop_early(session: HandsFreeSession) -> None:
         early, session.early = session.early, None
-        if early is not None and early.stream is not None:
-            early.stream.cancel()  # nothing of it is stored
+        _cancel(early)
 
     def _turn_ended(self, session: HandsFreeSession, ended: TurnEnded) -> str:
         early, session.early = session.early, None
@@ -292,9 +283,7 @@ class HandsFreeSessions:
             session.turns[early.id] = early
             self.adopted += 1
             return early.id
-        if early is not None:
-            session.early = early
-            self._drop_early(session)
+        _cancel(early)
         turn = HandsFreeTurn(uuid.uuid4().hex, audio.encode_wav(ended.audio), ended)
         session.turns[turn.id] = turn
         logger.info("Hands-free turn %s: %.1f s of speech (%s)", turn.id[:8], ended.end_s - ended.start_s,
@@ -304,11 +293,9 @@ class HandsFreeSessions:
 
     def _start_next(self, session: HandsFreeSession) -> None:
         """Start the first turn that is not over, unless it runs already (one at a time)."""
-        for turn in session.turns.values():
-            if turn.started.is_set():
-                return
+        turn = next(iter(session.turns.values()), None)
+        if turn is not None and not turn.started.is_set():
             self._start(session, turn)
-            return
 
     def _start(self, session: HandsFreeSession, turn: HandsFreeTurn) -> None:
         turn.conversation_id = session.conversation_id
@@ -337,7 +324,7 @@ class HandsFreeSessions:
         self._over(session, turn)
 
     def _over(self, session: HandsFreeSession, turn: HandsFreeTurn) -> None:
-        turn.over = True
+        """Its events have all been read, or nobody will read them: the next turn may start."""
         session.turns.pop(turn.id, None)
         if not session.closed:
             self._start_next(session)
@@ -372,13 +359,6 @@ class HandsFreeSessions:
                 if turn.stream is not None and not turn.stream.finished:
                     turn.stream.close()
                 self._over(session, turn)
-
-    def running_turn(self, token: str) -> HandsFreeTurn | None:
-        session = self._get(token)
-        if session is None:
-            return None
-        with session.lock:
-            return next((t for t in session.turns.values() if t.started.is_set()), None)
 
     # --- ending sessions ---
 
@@ -464,8 +444,14 @@ def _wait_for_end(stream: TurnEvents) -> None:
         pass
 
 
+def _cancel(turn: Optional[HandsFreeTurn]) -> None:
+    """Throw away a turn started early: nothing of it is stored."""
+    if turn is not None and turn.stream is not None:
+        turn.stream.cancel()
+
+
 def pcm16_samples(data: bytes) -> np.ndarray:
     """16-bit little-endian PCM as float32 in [-1, 1]."""
     if len(data) % 2:
         raise InvalidInput("The audio must be 16-bit PCM: an even number of bytes.")
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+    return audio.from_pcm16(np.frombuffer(data, dtype="<i2"))

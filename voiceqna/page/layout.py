@@ -68,6 +68,11 @@ def mount_options(settings: Settings) -> dict:
     }
 
 
+PRIVATE = {"api_visibility": "private"}
+"""For the page's own events: its plumbing, not part of its public API."""
+ENABLED = gr.update(interactive=True)
+
+
 @dataclass
 class Page:
     """The page's components, as `_layout` placed them."""
@@ -203,8 +208,7 @@ def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
     turn_outputs = [page.conversation, page.conversation_box, page.chat, page.answer, page.status, page.timings,
                     page.remembered]
     inputs_while_busy = [page.send, page.question, page.recording]
-    locked, enabled = gr.update(interactive=False), gr.update(interactive=True)
-    private = dict(api_visibility="private")  # the page's plumbing: not part of its public API
+    locked, enabled = gr.update(interactive=False), ENABLED
 
     def show(update: PageUpdate, answer: "_AnswerValues | None" = None) -> tuple:
         if update.error:
@@ -260,12 +264,12 @@ def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
         (page.recording.upload, audio_turn),
     ):
         if answer_player == "whole":
-            trigger(busy, None, [page.status, *inputs_while_busy], queue=False, **private).then(
-                **turn, show_progress="minimal", **private
-            ).then(idle, None, inputs_while_busy, queue=False, **private)
+            trigger(busy, None, [page.status, *inputs_while_busy], queue=False, **PRIVATE).then(
+                **turn, show_progress="minimal", **PRIVATE
+            ).then(idle, None, inputs_while_busy, queue=False, **PRIVATE)
         else:
-            trigger(**turn, show_progress="minimal", **private).then(idle, None, inputs_while_busy, queue=False,
-                                                                      **private)
+            trigger(**turn, show_progress="minimal", **PRIVATE).then(idle, None, inputs_while_busy, queue=False,
+                                                                      **PRIVATE)
 
     if page.hands_free is not None:
         _wire_hands_free(page, handlers, show, streamed, turn_outputs, inputs_while_busy)
@@ -273,15 +277,15 @@ def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
         lambda cid, history, current: show(handlers.open_conversation(cid, history, current)),
         [page.conversation_box, page.chat, page.conversation],
         turn_outputs,
-        **private,
+        **PRIVATE,
     )
-    page.new_button.click(lambda: show(handlers.new_conversation()), None, turn_outputs, **private)
-    page.chat.clear(lambda: show(handlers.new_conversation()), None, turn_outputs, **private)  # the bin icon
+    page.new_button.click(lambda: show(handlers.new_conversation()), None, turn_outputs, **PRIVATE)
+    page.chat.clear(lambda: show(handlers.new_conversation()), None, turn_outputs, **PRIVATE)  # the bin icon
     page.blocks.load(
         lambda saved: (handlers.engine_info(), *_reopen(handlers, saved)),
         [page.remembered],
         [page.engines, *turn_outputs],
-        **private,
+        **PRIVATE,
     )
 
 
@@ -289,7 +293,6 @@ def _wire_hands_free(page: Page, handlers: PageHandlers, show, streamed, turn_ou
                      ) -> None:
     """The panel's script asks for a session ("listen") and for each turn its microphone gave
     ("turn"); the session follows the tab's conversation."""
-    private = dict(api_visibility="private")
     panel = page.hands_free
 
     def listen(cid, history, value, request: gr.Request):
@@ -300,7 +303,7 @@ def _wire_hands_free(page: Page, handlers: PageHandlers, show, streamed, turn_ou
     def turn(cid, history, evt: gr.EventData):
         data = evt._data if isinstance(evt._data, dict) else {}
         token, turn_id = str(data.get("token", "")), str(data.get("turn", ""))
-        enabled = gr.update(interactive=True)
+        enabled = ENABLED
         updates = handlers.follow_hands_free(token, turn_id, history, cid)
         for values in streamed(updates, lambda failed: (enabled, enabled)):
             yield (*values, gr.skip())
@@ -310,10 +313,10 @@ def _wire_hands_free(page: Page, handlers: PageHandlers, show, streamed, turn_ou
         if isinstance(value, dict) and value.get("token"):
             handlers.hands_free_conversation(value["token"], cid)
 
-    panel.listen(listen, [page.conversation, page.chat, panel], [*turn_outputs, panel], queue=False, **private)
+    panel.listen(listen, [page.conversation, page.chat, panel], [*turn_outputs, panel], queue=False, **PRIVATE)
     panel.turn(turn, [page.conversation, page.chat], [*turn_outputs, *inputs_while_busy, panel],
-               show_progress="hidden", **private)
-    page.conversation.change(conversation_changed, [page.conversation, panel], None, queue=False, **private)
+               show_progress="hidden", **PRIVATE)
+    page.conversation.change(conversation_changed, [page.conversation, panel], None, queue=False, **PRIVATE)
 
     def tab_gone(request: gr.Request):  # Gradio's heartbeat stopped: the tab closed without its beacon
         handlers.hands_free_tab_gone(request.session_hash or "")

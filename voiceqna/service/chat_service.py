@@ -285,7 +285,11 @@ class ChatService:
 
     def _answer(self, turn: _Turn, emit: Callable[[TurnEvent], None], stream: Optional[TurnStream]) -> TurnResult:
         """Answer, speak sentence by sentence, then store the turn whole. The conversation's lock
-        is held by the thread that runs the turn, never across a reader's wait."""
+        is held by the thread that runs the turn, from reading the history to storing, never by
+        a reader. That thread may wait for its reader meanwhile: a slow one (the look-ahead), and
+        for a held hands-free turn (`hold_s`) until the page says the answer was heard or cut
+        short (at most `hold_s`); a reader that goes away (`close`) ends both waits at once, so
+        only this conversation's next turns wait, and only for a reader that is still there."""
         timings = turn.timings
         with self.locks.hold(turn.conversation_id):
             if turn.key is not None and (earlier := self._same_request(turn, self.store.turn(turn.conversation_id,
