@@ -188,8 +188,8 @@ def run(loaded: Loaded, speech_set: SpeechSet, batch_size: int) -> RunResult:
             for (utterance, samples), (transcript, seconds) in zip(decoded, outcomes):
                 results.append(_score(utterance, transcript.text, samples.size / SAMPLE_RATE, seconds))
     options = dataclasses.asdict(settings.whisper)
-    options.update(recognizer=loaded.kind, device=getattr(recognizer, "device", None),
-                   compute_type=getattr(recognizer, "compute_type", None), batch_size=batch_size)
+    options.update(recognizer=loaded.kind, device=recognizer.device, compute_type=recognizer.compute_type,
+                   batch_size=batch_size)
     return RunResult(label, options, results, transcribe_s, loaded.load_s, skipped)
 
 

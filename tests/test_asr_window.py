@@ -99,7 +99,7 @@ def test_speech_ends_where_the_last_word_ends(recognizer, clips):
         ((longer, padded_end),) = recognizer.speech_spans(padded)
         assert padded_end == pytest.approx(end, abs=0.1), silence_s
         assert longer.size >= piece.size
-        assert [p.size for p in recognizer.speech_pieces(padded)] == [longer.size]
+        assert [p.size for p, _ in recognizer.speech_spans(padded)] == [longer.size]
 
 
 @pytest.mark.parametrize("name", list(noises()))
@@ -118,7 +118,7 @@ def test_speech_longer_than_one_window_is_cut_at_pauses_and_fully_transcribed(re
         if total > 35:
             break
     long_audio = np.concatenate([part for samples, _ in chosen for part in (samples, gap)])
-    assert len(recognizer.speech_pieces(long_audio)) >= 2
+    assert len(recognizer.speech_spans(long_audio)) >= 2
     transcript = recognizer.transcribe(long_audio)
     # Measured 0.08; faster-whisper's path without timestamps lost a whole window here (0.57).
     assert corpus_cer([" ".join(text for _, text in chosen)], [transcript.text]) <= 0.2

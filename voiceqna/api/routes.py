@@ -18,7 +18,6 @@ only waits for their events, so reads and /health never queue behind a turn.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any, Callable, TypeVar
 
 import anyio
@@ -129,14 +128,14 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
         raw, key = await read_body(request, limit, body_timeout), idempotency_key(request)
 
         body = await converting(parse_json, raw, TextBody)
-        return await run_in_threadpool(partial(service.stream_text, conversation_id, body.message, body.role,
-                                               idempotency_key=key))
+        return await run_in_threadpool(service.stream_text, conversation_id, body.message, body.role,
+                                       idempotency_key=key)
 
     async def audio_turn(conversation_id: str, request: Request) -> TurnEvents:
         # The upload arrives first: a slow one holds no place at the recognizer's gate.
         data = await read_audio(request, limit, body_timeout)
-        return await run_in_threadpool(partial(service.stream_audio, conversation_id, data,
-                                               idempotency_key=idempotency_key(request)))
+        return await run_in_threadpool(service.stream_audio, conversation_id, data,
+                                       idempotency_key=idempotency_key(request))
 
     async def whole(stream: TurnEvents) -> Response:
         last = await reader.last_event(stream)

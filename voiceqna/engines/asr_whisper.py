@@ -123,16 +123,12 @@ class WhisperRecognizer(Recognizer):
         texts = [self.window.transcribe(p, self.options.temperatures, self.thresholds, end).text for p, end in pieces]
         return Transcript(" ".join(t for t in texts if t and not asr_vad.is_hallucination(t)).strip())
 
-    def speech_pieces(self, samples: np.ndarray) -> list[np.ndarray]:
-        """What the VAD hears as speech, joined into pieces of at most MAX_SPEECH_S split at
-        pauses; no pieces when there is no speech."""
-        return [piece for piece, _ in self.speech_spans(samples)]
-
     def speech_spans(self, samples: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """`speech_pieces`, each with where its speech ends (s). A piece goes on past its last
-        word: the VAD waits 2 s of silence before it ends speech (less where the audio ends
-        first) and pads 0.4 s; a second, fine-grained pass of the VAD (no wait, no padding)
-        finds the last word's end."""
+        """What the VAD hears as speech, joined into pieces of at most MAX_SPEECH_S split at
+        pauses (none when there is no speech), each with where its speech ends (s). A piece
+        goes on past its last word: the VAD waits 2 s of silence before it ends speech (less
+        where the audio ends first) and pads 0.4 s; a second, fine-grained pass of the VAD (no
+        wait, no padding) finds the last word's end."""
         from faster_whisper.vad import get_speech_timestamps
 
         chunks = get_speech_timestamps(samples, self.vad, sampling_rate=SAMPLE_RATE)
@@ -182,7 +178,7 @@ class WhisperRecognizer(Recognizer):
     def warm_up(self) -> None:
         """Run the VAD, the encoder and the decoder once so the first user does not pay for lazy init."""
         noise = np.random.default_rng(0).normal(0, 1e-3, SAMPLE_RATE).astype(np.float32)
-        self.speech_pieces(noise)
+        self.speech_spans(noise)
         if self.window:
             self.window.transcribe(noise, self.options.temperatures[:1], self.thresholds)
         else:

@@ -45,8 +45,6 @@ TOKENS_PER_SPEECH_S = 12
 """Cap on generated tokens per second of speech (read Korean measures 4–6): a repetition
 loop stops after a second of text instead of 448 tokens."""
 MIN_NEW_TOKENS = 16
-TIME_PER_TOKEN_S = 0.02
-"""Whisper's timestamp tokens count time in steps of 20 ms from the start of the window."""
 BEST_OF = 5
 """Sampled hypotheses in the fallback decode (faster-whisper's default)."""
 
@@ -98,6 +96,7 @@ class WindowDecoder:
         self.tokenizer = Tokenizer(model.hf_tokenizer, self.model.is_multilingual, task="transcribe", language=language)
         self.timestamps = timestamps
         self.cut_tail = cut_tail
+        self.time_per_token = model.time_precision  # timestamp tokens count 20 ms steps from the window's start
         self.prompt = [*self.tokenizer.sot_sequence] + ([] if timestamps else [self.tokenizer.no_timestamps])
         self.suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
         self.to_cpu = self.model.device == "cuda" and len(self.model.device_index) > 1
@@ -158,7 +157,7 @@ class WindowDecoder:
         kept, start = [], 0.0
         for token in tokens:
             if token >= first:
-                start = (token - first) * TIME_PER_TOKEN_S
+                start = (token - first) * self.time_per_token
             elif start < speech_s:
                 kept.append(token)
         return kept

@@ -156,7 +156,7 @@ class MongoStore(ConversationStore):
     def turn(self, conversation_id: str, key: str) -> StoredTurn | None:
         oid = _object_id(conversation_id)
         with self._guard("The conversation could not be read"):
-            found = self.collection.find_one({"_id": oid}, {"turns": {"$elemMatch": self._live(key)}, "size": 1})
+            found = self.collection.find_one({"_id": oid}, {"turns": {"$elemMatch": self._live(key)}})
         if found is None:
             raise _not_found(conversation_id)
         records = [r for r in found.get("turns") or [] if r.get("key") == key]

@@ -243,7 +243,7 @@ def _failures(what: str) -> Iterator[None]:
     that mean a bug (a value SQLite cannot bind, a broken constraint) are left as they are."""
     try:
         yield
-    except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+    except sqlite3.DatabaseError as exc:
         if type(exc) not in (sqlite3.OperationalError, sqlite3.DatabaseError):
             raise  # IntegrityError, ProgrammingError, …: a bug, not the store failing
         logger.warning("%s: %s", what, exc)
