@@ -177,23 +177,24 @@ class Candidate(evaluate.Loaded):
         return f"candidate: {self.name}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    common.setup_logging()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = common.arguments(__doc__, "4 clips of the read and cut sets (for the tests)", NAME)
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, from {', '.join(SETS)}")
     parser.add_argument("--device", help="cpu or cuda (default: WHISPER_DEVICE)")
     parser.add_argument("--compute-type", help="CTranslate2 compute type (default: WHISPER_COMPUTE_TYPE)")
     parser.add_argument("--candidates", action="store_true", help="also measure the decoder variants not kept")
-    parser.add_argument("--quick", action="store_true", help="4 clips of the read and cut sets (for the tests)")
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/accuracy.json)")
-    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.quick:
         args.sets = "read,cut"
-    names = [n for n in args.sets.split(",") if n]
-    unknown = [n for n in names if n not in SETS]
+    unknown = [n for n in args.sets.split(",") if n and n not in SETS]
     if unknown:
         parser.error(f"unknown set(s) {', '.join(unknown)}: choose from {', '.join(SETS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, head = common.start(NAME, parse_args, argv)
+    names = [n for n in args.sets.split(",") if n]
 
     base = Settings.from_env()
     whisper = dataclasses.replace(base.whisper, **{k: v for k, v in
@@ -202,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     loaded = [evaluate.load(settings, "default"), evaluate.load(settings, "app")]
     if args.candidates:
         loaded += with_candidates(loaded[1])
-    head = common.header(NAME, argv, args.quick)
     report = {"recognizers": {one.label: one.recognizer.description for one in loaded}, "sets": {}}
     with tempfile.TemporaryDirectory(prefix="voiceqna-sets-") as folder:
         built = perturb.build(Path(folder), names=tuple(n for n in names if n != "read"))
@@ -219,8 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     report["speed_up_2_4_s"] = speed_up([pair for entry in report["sets"].values()
                                          for pair in zip(entry["runs"][0]["utterances"], entry["runs"][1]["utterances"])])
     report["markdown"] = common.header_line(head) + "\n\n" + markdown(report)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, report)
-    sys.stdout.write(report["markdown"])
+    common.finish(NAME, args, head, report)
     return 0
 
 

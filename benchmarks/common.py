@@ -8,6 +8,7 @@ date, command — then the script's own sections. Clips come from `voiceqna.eval
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import json
 import logging
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -123,6 +124,15 @@ def p50_p95(values: Sequence[float]) -> dict[str, float | None]:
     if len(values) == 0:
         return {"p50": None, "p95": None, "n": 0}
     return {**metrics.percentiles(list(values), (50, 95)), "n": len(values)}
+
+
+def spread(values: Sequence[float], digits: int = 3) -> dict[str, float]:
+    """{"n", "p50", "p95", "max"} rounded to `digits`; {"n": 0} for no values."""
+    if len(values) == 0:
+        return {"n": 0}
+    p = metrics.percentiles(list(values), (50, 95))
+    return {"n": len(values), "p50": round(p["p50"], digits), "p95": round(p["p95"], digits),
+            "max": round(float(max(values)), digits)}
 
 
 def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float | None]:
@@ -247,6 +257,35 @@ def header_line(head: dict) -> str:
     load = "/".join(f"{x:.1f}" for x in head["load_average"]["start"])
     return (f"{m['cpu']}, {m['cores']} cores{memory}{gpu}; load average {load} at start; "
             f"commit {head['commit'][:10]}{' (changed files)' if head['dirty'] else ''}; {head['date']}")
+
+
+def arguments(doc: str, quick: str, name: str) -> argparse.ArgumentParser:
+    """A benchmark's command line with the options every script has: `--quick` (a run of
+    seconds, for the tests; `quick` says what it runs) and `--out` (alias `--json`; default
+    benchmarks/results/<name>.json)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--out", "--json", dest="out", type=Path,
+                        help=f"results file (default benchmarks/results/{name}.json)")
+    return parser
+
+
+def start(script: str, parse: Callable[[list[str]], argparse.Namespace],
+          argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict]:
+    """Parse the command line (`sys.argv` when `argv` is None), set up logging, and take the
+    results header (`script`: the file name under benchmarks/ without .py)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse(argv)
+    setup_logging()
+    return args, header(script, argv, args.quick)
+
+
+def finish(name: str, args: argparse.Namespace, head: dict, sections: dict) -> Path:
+    """Write the results file (`--out`, or results/<name>[-quick].json) and print the summary
+    the script rendered (`sections["markdown"]`)."""
+    path = write_results(results_path(name, args.quick, args.out), head, sections)
+    print(sections["markdown"])
+    return path
 
 
 def setup_logging() -> None:

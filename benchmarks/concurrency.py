@@ -100,22 +100,17 @@ def markdown(head: dict, info: dict, levels: dict) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 and 2 clients, 4 turns a level, 1 round")
+    parser = common.arguments(__doc__, "1 and 2 clients, 4 turns a level, 1 round", NAME)
     parser.add_argument("--url", help="a running server on loopback (default: start the app on its defaults)")
     parser.add_argument("--api-key", default="")
     parser.add_argument("--clients", help="levels, comma-separated (default 1,4,8; quick 1,2)")
     parser.add_argument("--turns", type=int, help="turns per level, shared by its clients (default 24; quick 4)")
     parser.add_argument("--rounds", type=int, help="rounds over the levels (default 2; quick 1)")
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/concurrency.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    common.setup_logging()
-    head = common.header(NAME, argv, args.quick)
+    args, head = common.start(NAME, parse_args, argv)
     levels = [int(x) for x in (args.clients or ("1,2" if args.quick else "1,4,8")).split(",")]
     turns = args.turns or (4 if args.quick else 24)
     rounds = args.rounds or (1 if args.quick else 2)
@@ -130,11 +125,10 @@ def main(argv: list[str] | None = None) -> dict:
         api.close()
         result = run(running, clips, levels, turns, rounds)
     text = markdown(head, info, result)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {
+    common.finish(NAME, args, head, {
         "server": {"url": "own" if not args.url else "given", "info": info},
         "clips": [{"clip": c.name, "source": c.source, "duration_s": round(c.duration_s, 3)} for c in clips],
         "levels": result, "markdown": text})
-    print(text)
     return result
 
 

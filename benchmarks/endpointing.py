@@ -65,13 +65,6 @@ NOISY_SNR_DB = 15.0
 ECHO_LEVELS_DB = (-6, -10, -15, -20, -30)
 
 
-def stats(values: list[float]) -> dict:
-    if not values:
-        return {"n": 0}
-    return {"n": len(values), "p50": round(float(np.percentile(values, 50)), 3),
-            "p95": round(float(np.percentile(values, 95)), 3), "max": round(float(max(values)), 3)}
-
-
 def feed(endpointer: Endpointer, audio: np.ndarray, chunk_ms: int) -> tuple[list[tuple[float, TurnEnded]], float]:
     """Feed `audio` in chunks; each turn with the time it was reported (chunk end + time in feed),
     and the CPU seconds spent in `feed`."""
@@ -129,8 +122,8 @@ def delay(recordings: list[streams.Recording], names: list[str], condition: str)
                     split.append(name)
                 delays.append(mine[-1][0] - stream.speech[0][1])
             per_chunk[f"{chunk_ms}ms"] = {
-                "end_of_speech_to_turn_s": stats(delays), "split_clips": split, "missed_clips": missed,
-                "speech_in_turns": stats(shares), "clips_under_95pct_of_speech_in_turns": partly,
+                "end_of_speech_to_turn_s": common.spread(delays), "split_clips": split, "missed_clips": missed,
+                "speech_in_turns": common.spread(shares), "clips_under_95pct_of_speech_in_turns": partly,
                 "cpu_s_per_audio_s": round(cpu / audio_s, 5)}
         result[f"silence_{silence}s"] = per_chunk
         row = per_chunk[f"{BROWSER_CHUNK_MS}ms"]
@@ -256,7 +249,7 @@ def barge_in(recordings: list[streams.Recording]) -> dict:
             else:
                 delays.append(found)
         result[f"echo_{relative}dB"] = {"trials": len(recordings), "false_barge_in": false, "missed": missed,
-                                        "speech_start_to_barge_in_s": stats(delays)}
+                                        "speech_start_to_barge_in_s": common.spread(delays)}
         logger.info("barge-in, echo %d dB: %s", relative, result[f"echo_{relative}dB"])
     return result
 
@@ -310,19 +303,13 @@ def markdown(head: dict, result: dict) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the first 3 clips")
+    parser = common.arguments(__doc__, "the first 3 clips", NAME)
     parser.add_argument("--no-asr", action="store_true", help="skip the transcription check")
-    parser.add_argument("--out", "--json", type=Path, dest="out",
-                        help="results file (default benchmarks/results/endpointing.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    common.setup_logging()
-    head = common.header(NAME, argv, args.quick)
+    args, head = common.start(NAME, parse_args, argv)
 
     clips = clip_files.read_speech()[: 3 if args.quick else None]
     originals = [decode(c.path.read_bytes()) for c in clips]
@@ -345,8 +332,7 @@ def main(argv: list[str] | None = None) -> dict:
                     result["transcripts"]["corpus_cer_cut"])
     result["seconds"] = round(time.perf_counter() - started, 1)
     text = markdown(head, result)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
-    print(text)
+    common.finish(NAME, args, head, {**result, "markdown": text})
     return result
 
 

@@ -48,8 +48,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks import common  # noqa: E402
-from benchmarks.endpointing import stats  # noqa: E402
-from voiceqna.audio import SAMPLE_RATE, decode, encode_wav  # noqa: E402
+from voiceqna.audio import SAMPLE_RATE, decode, encode_wav, from_pcm16  # noqa: E402
 from voiceqna.evaluation import clips as clip_files  # noqa: E402
 from voiceqna.evaluation import streams  # noqa: E402
 
@@ -164,7 +163,7 @@ def listen(playwright, url: str, wav: Path, wav_audio: np.ndarray, turns: int, p
             return btoa(text); }""", int(ALIGN_S * SAMPLE_RATE))
     finally:
         context.close()
-    captured = np.frombuffer(base64.b64decode(head), dtype="<i2").astype(np.float32) / 32768
+    captured = from_pcm16(np.frombuffer(base64.b64decode(head), dtype="<i2"))
     lag = align(captured, wav_audio)
     capture_ms0 = min(p["at"] - p["end"] / SAMPLE_RATE * 1000 for p in log["posts"])
     played = {t["turn"]: t for t in log["players"]}
@@ -229,12 +228,12 @@ def latency(playwright, tmp: Path, recordings, names, picked: list[int], label: 
                 row["first_sentence_scheduling_s"] = round((first["start"] - first["ready"]) / 1000, 3)
         per_question.append(row)
         logger.info("%s: question %d %s", label, n + 1, row)
-    parts = {name: stats([row[name] for row in per_question if name in row])
+    parts = {name: common.spread([row[name] for row in per_question if name in row])
              for name in ("turn_started_to_first_sentence_in_page_s", "first_sentence_fetch_decode_s",
                           "first_sentence_scheduling_s")}
     return {"settings": settings, "questions": len(picked), "question_gap_s": QUESTION_GAP_S,
-            "end_of_turn_s": stats(end_of_turn),
-            "voice_to_voice_s": stats(voice_to_voice), "voice_to_voice_parts": parts,
+            "end_of_turn_s": common.spread(end_of_turn),
+            "voice_to_voice_s": common.spread(voice_to_voice), "voice_to_voice_parts": parts,
             "questions_not_one_turn": wrong, "turns_started_early_in_their_last_pause": early,
             "per_question": per_question}
 
@@ -303,19 +302,18 @@ def markdown(head: dict, result: dict) -> str:
     ])
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 questions and 2 cut cases (for the tests)")
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = common.arguments(__doc__, "2 questions and 2 cut cases (for the tests)", NAME)
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--cases", type=int, default=20)
-    parser.add_argument("--out", "--json", dest="out", type=Path,
-                        help="results file (default benchmarks/results/handsfree.json)")
     args = parser.parse_args(argv)
     if args.quick:
         args.questions, args.cases = 2, 2
-    common.setup_logging()
-    head = common.header(NAME, argv, args.quick)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, head = common.start(NAME, parse_args, argv)
     from playwright.sync_api import sync_playwright
 
     clips = clip_files.read_speech()
@@ -342,8 +340,7 @@ def main(argv: list[str] | None = None) -> None:
                 / result["latency_without_speculation"]["voice_to_voice_s"]["p50"], 3)
         result["cuts"] = cuts(playwright, tmp, recordings, names, cut_cases(single, args.cases))
     result["markdown"] = markdown(head, result)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, result)
-    print(result["markdown"])
+    common.finish(NAME, args, head, result)
 
 if __name__ == "__main__":
     main()

@@ -184,14 +184,11 @@ def markdown(head: dict, result: dict) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.arguments(__doc__, "2 clients, 1 round of 5 s, 2 s idle (unless given)", NAME)
     parser.add_argument("--baseline-commit", required=True, help="the commit to compare with (e.g. the one before the fix)")
-    parser.add_argument("--quick", action="store_true", help="2 clients, 1 round of 5 s, 2 s idle (unless given)")
     parser.add_argument("--clients", type=int, help="upload clients (default 10; quick 2)")
     parser.add_argument("--seconds", type=float, help="of /health probing per variant and round (default 30; quick 5)")
     parser.add_argument("--rounds", type=int, help="rounds, the variants alternating (default 2; quick 1)")
-    parser.add_argument("--out", "--json", type=Path, dest="out",
-                        help="results file (default benchmarks/results/health-under-uploads.json)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.clients = args.clients or (2 if quick else 10)
@@ -201,11 +198,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+    args, head = common.start(SCRIPT, parse_args, argv)
     idle_s = 2.0 if args.quick else IDLE_S
-    common.setup_logging()
-    head = common.header(SCRIPT, argv, args.quick)
     baseline = git("rev-parse", args.baseline_commit)
     result = {"baseline_commit": baseline, "target": "/health p95 < 200 ms"}
     work = Path(tempfile.mkdtemp(prefix="health-under-uploads-"))
@@ -237,8 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["idle"] = {variant: summary(idle[variant]) for variant in idle}
     result["baseline_p95_over_this_p95"] = round(result["baseline"]["p95_ms"] / result["this"]["p95_ms"], 1)
     text = markdown(head, result)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
-    print(text)
+    common.finish(NAME, args, head, {**result, "markdown": text})
     return result
 
 

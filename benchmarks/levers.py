@@ -99,23 +99,18 @@ def ints(text: str) -> list[int]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 clips; windows 10,30 at beam 2; threads 2 × workers 1, 2")
+    parser = common.arguments(__doc__, "2 clips; windows 10,30 at beam 2; threads 2 × workers 1, 2", NAME)
     parser.add_argument("--real-clips", type=int, help="the first N real recordings (default all; quick 2)")
     parser.add_argument("--windows", help="window sizes in s (default 8,10,12,15,30; quick 10,30)")
     parser.add_argument("--beams", help="beam sizes (default 1,2; quick 2)")
     parser.add_argument("--threads", help="threads:workers settings (default 4:1,2:1,1:2,2:2; quick 2:1,2:2)")
     parser.add_argument("--clients", type=int, help="requests at once for the throughput (default 8; quick 2)")
     parser.add_argument("--rounds", type=int, help="rounds over the thread settings (default 2; quick 1)")
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/levers.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    common.setup_logging()
-    head = common.header(NAME, argv, args.quick)
+    args, head = common.start(NAME, parse_args, argv)
     quick = args.quick
     clips = common.load_clips(args.real_clips or (2 if quick else None), 0)
     windows = ints(args.windows or ("10,30" if quick else "8,10,12,15,30"))
@@ -128,11 +123,10 @@ def main(argv: list[str] | None = None) -> dict:
     short = [c for c in clips if c.duration_s <= 6.0] or clips
     thread_rows = threads_by_workers(settings, short, configs, clients, args.rounds or (1 if quick else 2))
     text = markdown(head, window_rows, thread_rows)
-    common.write_results(common.results_path(NAME, quick, args.out), head, {
+    common.finish(NAME, args, head, {
         "clips": [{"clip": c.name, "source": c.source, "duration_s": round(c.duration_s, 3), "reference": c.text}
                   for c in clips],
         "window_by_beam": window_rows, "threads_by_workers": thread_rows, "markdown": text})
-    print(text)
     return {"window_by_beam": window_rows, "threads_by_workers": thread_rows}
 
 

@@ -176,22 +176,20 @@ def markdown(head: dict, result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict | None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 round (unless --rounds)")
-    parser.add_argument("--other-python", default=sys.executable,
-                        help="an interpreter that has the other binding (llama-cpp-python builds from source)")
-    parser.add_argument("--rounds", type=int, help="rounds, the bindings alternating (default 3; quick 1)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[2], help="thread counts for xllamacpp")
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/llm-bindings.json)")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        return child(args.child)
+    if argv[:1] == ["--child"]:
+        return child(argv[1])
     from benchmarks import common  # not at the top: a --child interpreter may lack common's dependencies
 
-    common.setup_logging()
+    def parse_args(argv: list[str]) -> argparse.Namespace:
+        parser = common.arguments(__doc__, "1 round (unless --rounds)", NAME)
+        parser.add_argument("--other-python", default=sys.executable,
+                            help="an interpreter that has the other binding (llama-cpp-python builds from source)")
+        parser.add_argument("--rounds", type=int, help="rounds, the bindings alternating (default 3; quick 1)")
+        parser.add_argument("--threads", type=int, nargs="+", default=[2], help="thread counts for xllamacpp")
+        return parser.parse_args(argv)
+
+    args, head = common.start(SCRIPT, parse_args, argv)
     logger = logging.getLogger("llm_bindings")
-    head = common.header(SCRIPT, argv, args.quick)
     rounds_wanted = args.rounds or (1 if args.quick else 3)
     runs = {"xllamacpp": ("xllamacpp", sys.executable, args.threads[0]),
             "llama-cpp-python": ("llama-cpp-python", args.other_python, args.threads[0])}
@@ -223,8 +221,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             "load_s": round(both[0]["load_s_median"] / both[1]["load_s_median"], 2),
         }
     text = markdown(head, result)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
-    print(text)
+    common.finish(NAME, args, head, {**result, "markdown": text})
     return result
 
 

@@ -244,12 +244,8 @@ def poll_health(client: Client, done: threading.Event, every_s: float = 0.5) -> 
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
-    """Milliseconds: p50, p95 (voiceqna.evaluation.metrics), max and how many."""
-    if not values:
-        return {}
-    ms = [v * 1000 for v in values]
-    p = common.p50_p95(ms)
-    return {"p50": round(p["p50"], 1), "p95": round(p["p95"], 1), "max": round(max(ms), 1), "n": len(ms)}
+    """Milliseconds: p50, p95, max and how many ({} for none)."""
+    return common.spread([v * 1000 for v in values], 1) if values else {}
 
 
 def run_load(url: str, conversations: int = 50, turns: int = 4, audio_every: int = 4, api_key: str = "",
@@ -320,25 +316,23 @@ def summary(report: Report) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="5 conversations × 2 turns, every 3rd spoken")
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = common.arguments(__doc__, "5 conversations × 2 turns, every 3rd spoken", NAME)
     parser.add_argument("--url", help="a running server on loopback; default: start one (temporary DATA_DIR)")
     parser.add_argument("--api-key", default="")
     parser.add_argument("--conversations", type=int, help="clients at once, one conversation each (default 50; quick 5)")
     parser.add_argument("--turns", type=int, help="turns per conversation (default 4; quick 2)")
-    parser.add_argument("--audio-every", type=int, default=4, help="every K-th turn is spoken (0: text only)")
+    parser.add_argument("--audio-every", type=int, help="every K-th turn is spoken (0: text only; default 4; quick 3)")
     parser.add_argument("--timeout", type=float, default=600.0, help="no turn starts after this many seconds")
     parser.add_argument("--request-timeout", type=float, default=300.0, help="client timeout per request")
-    parser.add_argument("--out", "--json", dest="out", type=Path,
-                        help="results file (default benchmarks/results/load.json)")
-    args = parser.parse_args(argv)
-    common.setup_logging()
-    head = common.header(NAME, argv, args.quick)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, head = common.start(NAME, parse_args, argv)
     conversations = args.conversations or (5 if args.quick else 50)
     turns = args.turns or (2 if args.quick else 4)
-    audio_every = 3 if args.quick and "--audio-every" not in argv else args.audio_every
+    audio_every = args.audio_every if args.audio_every is not None else (3 if args.quick else 4)
     if args.url:
         common.require_loopback(args.url)
     server = (nullcontext(common.Server(args.url.rstrip("/"), 0, args.api_key)) if args.url
@@ -349,8 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     text = summary(report)
     report_json = asdict(report)
     report_json["url"] = "given" if args.url else "own (the app's defaults)"
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**report_json, "markdown": text})
-    print(text)
+    common.finish(NAME, args, head, {**report_json, "markdown": text})
     ok = not report.errors and not report.integrity_problems and report.healthy_after and not report.turns_not_run
     sys.exit(0 if ok else 1)
 

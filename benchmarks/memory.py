@@ -67,21 +67,16 @@ def markdown(head: dict, info: dict, stages: dict, conversations: int, per_conve
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="4 conversations of 1 spoken + 1 typed turn, 2 clients")
+    parser = common.arguments(__doc__, "4 conversations of 1 spoken + 1 typed turn, 2 clients", NAME)
     parser.add_argument("--conversations", type=int, help="conversations in the first batch, then as many again "
                                                           "(default 40; quick 4)")
     parser.add_argument("--turns", type=int, help="spoken (and as many typed) turns each (default 3; quick 1)")
     parser.add_argument("--clients", type=int, help="clients at once for the other conversations (default 8; quick 2)")
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/memory.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    common.setup_logging()
-    head = common.header(NAME, argv, args.quick)
+    args, head = common.start(NAME, parse_args, argv)
     conversations = args.conversations or (4 if args.quick else 40)
     turns = args.turns or (1 if args.quick else 3)
     clients = args.clients or (2 if args.quick else 8)
@@ -101,11 +96,10 @@ def main(argv: list[str] | None = None) -> dict:
     many, twice = stages[f"{conversations} conversations"]["rss_mb"], stages[f"{2 * conversations} conversations"]["rss_mb"]
     per_conversation = (twice - many) / conversations
     text = markdown(head, info, stages, conversations, per_conversation, model_size_mb())
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {
+    common.finish(NAME, args, head, {
         "server": {"info": info}, "conversations": conversations, "turns_each": 2 * turns, "clients": clients,
         "turns_answered": answered, "stages": stages, "growth_per_conversation_mb": per_conversation,
         "model_file_mb": model_size_mb(), "markdown": text})
-    print(text)
     return stages
 
 

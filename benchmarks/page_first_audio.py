@@ -344,25 +344,24 @@ def markdown(head: dict, result: dict) -> str:
                       "server first audio p50 ms", "server total p50 ms", "stalls", "overlaps"], rows)])
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = common.arguments(__doc__, "1 measured turn per player and mode (unless --turns)", NAME)
+    parser.add_argument("--turns", type=int, help="measured turns per player and mode (default 6; quick 1)")
+    parser.add_argument("--no-spoken", action="store_true", help="typed turns only")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 4 and argv[0] == "--serve":
         serve(int(argv[1]), argv[2], argv[3])
         return None
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 measured turn per player and mode (unless --turns)")
-    parser.add_argument("--turns", type=int, help="measured turns per player and mode (default 6; quick 1)")
-    parser.add_argument("--no-spoken", action="store_true", help="typed turns only")
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/page-first-audio.json)")
-    args = parser.parse_args(argv)
+    args, head = common.start(SCRIPT, parse_args, argv)
     turns = args.turns or (1 if args.quick else 6)
-    common.setup_logging()
-    head = common.header(SCRIPT, argv, args.quick)
     result = setup(turns)
     result.update(run(turns, not args.no_spoken))
     text = markdown(head, result)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
-    print(text)
+    common.finish(NAME, args, head, {**result, "markdown": text})
     return result
 
 

@@ -97,23 +97,18 @@ def markdown(head: dict, recognizer: str, summary: dict, warm_up: dict) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 real clips (no espeak-ng), 1 run each")
+    parser = common.arguments(__doc__, "2 real clips (no espeak-ng), 1 run each", NAME)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--compute-type", default="auto", help="auto: int8 on CPU, float16 on CUDA")
     parser.add_argument("--model", default="base")
     parser.add_argument("--repeats", type=int, help="runs of each clip per system, medians (default 3; quick 1)")
     parser.add_argument("--real-clips", type=int, help="the first N real recordings (default all; quick 2)")
     parser.add_argument("--espeak-clips", type=int, help="espeak-ng questions (default 8; quick 0)")
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/recognition.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    common.setup_logging()
-    head = common.header(NAME, argv, args.quick)
+    args, head = common.start(NAME, parse_args, argv)
     repeats = args.repeats or (1 if args.quick else 3)
     clips = common.load_clips(args.real_clips or (2 if args.quick else None),
                               args.espeak_clips if args.espeak_clips is not None else (0 if args.quick else 8))
@@ -131,12 +126,11 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {group: summarise(chosen) for group, keep in GROUPS.items() if (chosen := [r for r in rows if keep(r)])}
     options = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(recognizer.options).items()}
     text = markdown(head, recognizer.description, summary, warm_up)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {
+    common.finish(NAME, args, head, {
         "recognizer": {"description": recognizer.description, "device": recognizer.device,
                        "compute_type": recognizer.compute_type, "options": options, "load_s": load_s},
         "baseline": "WhisperModel.transcribe(samples, language='ko'), faster-whisper's defaults",
         "repeats": repeats, "warm_up": warm_up, "summary": summary, "clips": rows, "markdown": text})
-    print(text)
     return summary
 
 

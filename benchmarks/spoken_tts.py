@@ -151,21 +151,14 @@ def markdown(head: dict, result: dict) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the first 4 sentences")
-    parser.add_argument("--out", "--json", type=Path, dest="out",
-                        help="results file (default benchmarks/results/spoken-tts.json)")
+    parser = common.arguments(__doc__, "the first 4 sentences", NAME)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    common.setup_logging()
+    args, head = common.start(SCRIPT, parse_args, argv)
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is missing: apt-get install espeak-ng")
-
-    head = common.header(SCRIPT, argv, args.quick)
     sentences = SENTENCES[:4] if args.quick else SENTENCES
     recognizer = build_recognizer(Settings.from_env())
     result = {"espeak": ESPEAK, "recognizer": recognizer.description, "sentences": len(sentences)}
@@ -176,8 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["runs"] = [run(recognizer, speed, workdir, sentences) for speed in SPEEDS]
     result["seconds"] = round(time.perf_counter() - started, 1)
     text = markdown(head, result)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
-    print(text)
+    common.finish(NAME, args, head, {**result, "markdown": text})
     return result
 
 

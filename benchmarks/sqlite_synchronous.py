@@ -62,22 +62,16 @@ def markdown(head: dict, result: dict) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="20 rounds (unless --rounds)")
+    parser = common.arguments(__doc__, "20 rounds (unless --rounds)", NAME)
     parser.add_argument("--rounds", type=int, help="rounds of appends per mode (default 300; quick 20)")
     parser.add_argument("--folder", type=Path, default=PROJECT_ROOT / "data",
                         help="where the two test files go (a temporary folder inside it); default data/")
-    parser.add_argument("--out", "--json", type=Path, dest="out",
-                        help="results file (default benchmarks/results/sqlite-synchronous.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+    args, head = common.start(SCRIPT, parse_args, argv)
     rounds = args.rounds or (20 if args.quick else 300)
-    common.setup_logging()
-    head = common.header(SCRIPT, argv, args.quick)
     result = {}
     args.folder.mkdir(parents=True, exist_ok=True)
     times: dict[str, dict[str, list[float]]] = {mode: {"spoken": [], "typed": []} for mode in ("NORMAL", "FULL")}
@@ -100,8 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                   / result["results"]["NORMAL"][kind]["p50_ms"], 2)
                                       for kind in ("spoken", "typed")}
     text = markdown(head, result)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
-    print(text)
+    common.finish(NAME, args, head, {**result, "markdown": text})
     return result
 
 

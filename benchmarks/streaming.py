@@ -227,23 +227,18 @@ def markdown(head: dict, args: argparse.Namespace, summary: dict, info: dict) ->
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 questions and 2 recordings, 1 and 2 clients")
+    parser = common.arguments(__doc__, "2 questions and 2 recordings, 1 and 2 clients", NAME)
     parser.add_argument("--first-token-s", type=float, default=0.4, help="the fake model's time to its first token")
     parser.add_argument("--tokens-per-s", type=float, default=15.0, help="the fake model's pace after that")
     parser.add_argument("--clients", help="levels, comma-separated (default 1,8; quick 1,2)")
     parser.add_argument("--questions", type=int, help="typed questions per client (default 8; quick 2)")
     parser.add_argument("--recordings", type=int, help="real recordings of up to 6 s per client (default 8; quick 2; "
                                                        "espeak-ng questions where they are absent)")
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/streaming.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    common.setup_logging()
-    head = common.header(NAME, argv, args.quick)
+    args, head = common.start(NAME, parse_args, argv)
     levels = [int(x) for x in (args.clients or ("1,2" if args.quick else "1,8")).split(",")]
     questions = list(common.QUESTIONS[:args.questions or (2 if args.quick else 8)])
     recordings = args.recordings if args.recordings is not None else (2 if args.quick else 8)
@@ -271,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
                if (chosen := [r for r in rows if r["kind"] == kind and r["clients"] == clients])}
     sentences = [s for n in range(1, 401) for s in answer(n).split(". ")]
     text = markdown(head, args, summary, info)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {
+    common.finish(NAME, args, head, {
         "fake_model": {"first_token_s": args.first_token_s, "tokens_per_s": args.tokens_per_s,
                        "token_chars": TOKEN_CHARS, "sentences_per_answer": 3,
                        "syllables_per_sentence": [min(map(syllables, sentences)), max(map(syllables, sentences))],
@@ -279,7 +274,6 @@ def main(argv: list[str] | None = None) -> dict:
         "server": {"info": info}, "targets": {"first_audio_over_whole_p50": RATIO_TARGET,
                                               "typed_first_audio_margin_s": TYPED_MARGIN_S},
         "summary": summary, "turns": rows, "markdown": text})
-    print(text)
     return summary
 
 

@@ -79,22 +79,17 @@ def markdown(head: dict, info: dict, summary: dict) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 real clips and 2 typed questions, 1 round")
+    parser = common.arguments(__doc__, "2 real clips and 2 typed questions, 1 round", NAME)
     parser.add_argument("--url", help="a running server on loopback (default: start the app on its defaults)")
     parser.add_argument("--api-key", default="")
     parser.add_argument("--rounds", type=int, help="rounds over all clips and questions (default 2; quick 1)")
     parser.add_argument("--real-clips", type=int, help="the first N real recordings (default all; quick 2)")
     parser.add_argument("--espeak-clips", type=int, help="espeak-ng questions (default 8; quick 0)")
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/turns.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    common.setup_logging()
-    head = common.header(NAME, argv, args.quick)
+    args, head = common.start(NAME, parse_args, argv)
     clips = common.load_clips(args.real_clips or (2 if args.quick else None),
                               args.espeak_clips if args.espeak_clips is not None else (0 if args.quick else 8))
     questions = list(common.QUESTIONS[:2] if args.quick else common.QUESTIONS)
@@ -109,10 +104,9 @@ def main(argv: list[str] | None = None) -> dict:
         api.close()
     summary = {group: summarise(chosen) for group, keep in GROUPS.items() if (chosen := [r for r in rows if keep(r)])}
     text = markdown(head, info, summary)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {
+    common.finish(NAME, args, head, {
         "server": {"url": "own" if not args.url else "given", "info": info}, "rounds": rounds,
         "summary": summary, "turns": rows, "markdown": text})
-    print(text)
     return summary
 
 

@@ -78,26 +78,20 @@ def markdown(head: dict, result: dict) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the first 3 real clips")
+    parser = common.arguments(__doc__, "the first 3 real clips", NAME)
     parser.add_argument("--real-clips", type=int, help="the first N real recordings (default all; quick 3)")
     parser.add_argument("--thresholds", default="0.35,0.5", help="Silero speech probabilities to compare")
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/vad.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    common.setup_logging()
-    head = common.header(NAME, argv, args.quick)
+    args, head = common.start(NAME, parse_args, argv)
     clips = common.real_clips(args.real_clips or (3 if args.quick else None))
     if not clips:
         raise SystemExit("The VAD comparison needs the real recordings (../shared/data/korean-read-speech).")
     result = measure(clips, sorted(float(t) for t in args.thresholds.split(",")))
     text = markdown(head, result)
-    common.write_results(common.results_path(NAME, args.quick, args.out), head, {**result, "markdown": text})
-    print(text)
+    common.finish(NAME, args, head, {**result, "markdown": text})
     return result
 
 
