@@ -28,15 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import evaluate  # noqa: E402
-from benchmarks import common  # noqa: E402
-from voiceqna.audio import SAMPLE_RATE, decode  # noqa: E402
-from voiceqna.config import Settings  # noqa: E402
-from voiceqna.evaluation import metrics, perturb  # noqa: E402
-from voiceqna.evaluation.clips import READ_SPEECH  # noqa: E402
-from voiceqna.evaluation.datasets import open_speech_set  # noqa: E402
+import evaluate
+from benchmarks import common
+from voiceqna.audio import SAMPLE_RATE, decode
+from voiceqna.config import Settings
+from voiceqna.evaluation import metrics, perturb
+from voiceqna.evaluation.clips import READ_SPEECH
+from voiceqna.evaluation.datasets import open_speech_set
 
 logger = logging.getLogger("benchmark")
 

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -31,14 +31,11 @@ from urllib.parse import urlsplit
 import numpy as np
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from voiceqna.audio import SAMPLE_RATE, decode  # noqa: E402
-from voiceqna.config import Settings  # noqa: E402
-from voiceqna.evaluation import clips as clip_sources  # noqa: E402
-from voiceqna.evaluation import metrics  # noqa: E402
+from voiceqna.audio import SAMPLE_RATE, decode
+from voiceqna.config import PROJECT_ROOT as ROOT
+from voiceqna.evaluation import clips as clip_sources
+from voiceqna.evaluation import metrics
+from voiceqna.evaluation.app_process import AppDidNotStart, running_app
 
 logger = logging.getLogger("benchmark")
 
@@ -308,22 +305,6 @@ def require_loopback(url: str) -> None:
         raise SystemExit(f"{url} is not on loopback: the benchmarks only drive a server on this machine.")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def server_env(data_dir: Path, settings: dict[str, str]) -> dict[str, str]:
-    """The app's defaults: every setting blanked (neither the shell nor `.env` leaks in), then
-    DATA_DIR and `settings` (upper-case names, e.g. {"CHAT_ENGINE": "openai"})."""
-    env = dict(os.environ)
-    env.update({f.name.upper(): "" for f in fields(Settings)})
-    env.update({"DATA_DIR": str(data_dir), "MODELS_DIR": str(ROOT / "models")})
-    env.update({k.upper(): str(v) for k, v in settings.items()})
-    return env
-
-
 @dataclass(frozen=True)
 class Server:
     url: str
@@ -340,36 +321,15 @@ def app_server(settings: dict[str, str] | None = None, api_key: bool = False,
                start_timeout_s: float = 300.0) -> Iterator[Server]:
     """`python app.py --api-only` (warm-up included, as in production) on a free loopback port,
     with a temporary DATA_DIR; yields once /health answers, stops it afterwards."""
-    import httpx
-
     key = secrets.token_hex(16) if api_key else ""
     folder = Path(tempfile.mkdtemp(prefix="voiceqna-bench-"))
-    port = free_port()
-    env = server_env(folder / "data", {**(settings or {}), "API_KEY": key})
-    log_path = folder / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "app.py", "--api-only", "--host", "127.0.0.1", "--port", str(port)],
-                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + start_timeout_s
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("The app did not start:\n" + log_path.read_text(errors="replace")[-3000:])
-            time.sleep(0.2)
-        yield Server(url, process.pid, key)
+        with running_app(folder / "data", ["--api-only"], {**(settings or {}), "API_KEY": key}, warm_up=True,
+                         start_timeout_s=start_timeout_s) as app:
+            yield Server(app.url, app.process.pid, key)
+    except AppDidNotStart as exc:
+        raise SystemExit(f"The app did not start: {exc}") from None
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         shutil.rmtree(folder, ignore_errors=True)
 
 

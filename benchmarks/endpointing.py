@@ -35,22 +35,20 @@ import dataclasses
 import json
 import logging
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks import common
+from voiceqna.audio import SAMPLE_RATE, decode
+from voiceqna.config import HandsFreeOptions, Settings
+from voiceqna.endpointing import Endpointer, TurnEnded
+from voiceqna.evaluation import clips as clip_files
+from voiceqna.evaluation import streams
+from voiceqna.evaluation.metrics import ErrorCounts, char_errors
 
-from benchmarks import common  # noqa: E402
-from voiceqna.audio import SAMPLE_RATE, decode  # noqa: E402
-from voiceqna.config import HandsFreeOptions, Settings  # noqa: E402
-from voiceqna.endpointing import Endpointer, TurnEnded  # noqa: E402
-from voiceqna.evaluation import clips as clip_files  # noqa: E402
-from voiceqna.evaluation import streams  # noqa: E402
-from voiceqna.evaluation.metrics import ErrorCounts, char_errors  # noqa: E402
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 logger = logging.getLogger("endpointing")
 

@@ -55,8 +55,7 @@ def main() -> int:
             env = dict(os.environ, VOICEQNA_CUBLAS_LINKED="1",
                        LD_LIBRARY_PATH=f"{folder}:{os.environ.get('LD_LIBRARY_PATH', '')}")
             os.execve(sys.executable, [sys.executable, *sys.argv], env)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import accuracy
+    from benchmarks import accuracy
 
     sets = "read,silence,noise,cut"
     if "--sets" in sys.argv:

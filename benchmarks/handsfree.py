@@ -44,13 +44,12 @@ from pathlib import Path
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks import common
+from voiceqna.audio import SAMPLE_RATE, decode, encode_wav, from_pcm16
+from voiceqna.evaluation import clips as clip_files
+from voiceqna.evaluation import streams
 
-from benchmarks import common  # noqa: E402
-from voiceqna.audio import SAMPLE_RATE, decode, encode_wav, from_pcm16  # noqa: E402
-from voiceqna.evaluation import clips as clip_files  # noqa: E402
-from voiceqna.evaluation import streams  # noqa: E402
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 logger = logging.getLogger("handsfree")
 
@@ -96,7 +95,7 @@ class Run:
 
 
 def start_server(data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str, Path]:
-    from tests.live_server import free_port, server_env
+    from voiceqna.evaluation.app_process import free_port, server_env
 
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)

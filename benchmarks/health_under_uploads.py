@@ -36,11 +36,10 @@ from pathlib import Path
 
 import requests
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks import common
+from voiceqna.config import Settings
 
-from benchmarks import common  # noqa: E402
-from voiceqna.config import Settings  # noqa: E402
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 logger = logging.getLogger("health_under_uploads")
 

@@ -14,19 +14,16 @@ workers: one model per setting, all loaded at once and measured in interleaved r
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import common  # noqa: E402
-from voiceqna.compose import build_recognizer  # noqa: E402
-from voiceqna.config import Settings  # noqa: E402
+from benchmarks import common
+from voiceqna.compose import build_recognizer
+from voiceqna.config import Settings
 
 NAME = "levers"
 

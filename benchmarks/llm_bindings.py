@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
 
 QUESTIONS = ["What is the capital of France?", "Tell me about the moon.", "Why is the sky blue?"]
 TOKENS = 32

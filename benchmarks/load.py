@@ -30,14 +30,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import common  # noqa: E402
-from voiceqna.evaluation.clips import espeak  # noqa: E402
+from benchmarks import common
+from voiceqna.evaluation.clips import espeak
 
 NAME = "load"
 MAX_CONVERSATIONS = 200

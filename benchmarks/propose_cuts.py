@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import csv
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voiceqna.audio import SAMPLE_RATE, decode  # noqa: E402
-from voiceqna.config import PROJECT_ROOT  # noqa: E402
-from voiceqna.evaluation.clips import read_speech  # noqa: E402
-from voiceqna.textnorm import compact  # noqa: E402
+from voiceqna.audio import SAMPLE_RATE, decode
+from voiceqna.config import PROJECT_ROOT
+from voiceqna.evaluation.clips import read_speech
+from voiceqna.textnorm import compact
 
 FRAME_S = 0.02
 PAUSE = 0.12

@@ -17,18 +17,15 @@ model against the same request warm (why `app.py` warms up).
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import common  # noqa: E402
-from voiceqna.compose import build_recognizer  # noqa: E402
-from voiceqna.config import Settings  # noqa: E402
-from voiceqna.evaluation.baseline import DefaultCall  # noqa: E402
+from benchmarks import common
+from voiceqna.compose import build_recognizer
+from voiceqna.config import Settings
+from voiceqna.evaluation.baseline import DefaultCall
 
 NAME = "recognition"
 SYSTEMS = ("baseline", "ours")

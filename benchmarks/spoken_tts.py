@@ -26,19 +26,18 @@ import sys
 import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks import common
+from voiceqna.audio import decode
+from voiceqna.compose import build_recognizer
+from voiceqna.config import Settings
+from voiceqna.textnorm import spoken
 
-from benchmarks import common  # noqa: E402
-from voiceqna.audio import decode  # noqa: E402
-from voiceqna.compose import build_recognizer  # noqa: E402
-from voiceqna.config import Settings  # noqa: E402
-from voiceqna.textnorm import spoken  # noqa: E402
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 try:  # the metrics may move into voiceqna.evaluation
-    from voiceqna.evaluation.metrics import ErrorCounts, char_errors  # noqa: E402
+    from voiceqna.evaluation.metrics import ErrorCounts, char_errors
 except ImportError:
-    from voiceqna.metrics import ErrorCounts, char_errors  # noqa: E402
+    from voiceqna.metrics import ErrorCounts, char_errors
 
 logger = logging.getLogger("spoken_tts")
 

@@ -20,17 +20,15 @@ import logging
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks import common
+from voiceqna.engines.store_sqlite import SQLiteStore
+from voiceqna.ports import Message
 
-from benchmarks import common  # noqa: E402
-from voiceqna.engines.store_sqlite import SQLiteStore  # noqa: E402
-from voiceqna.ports import Message  # noqa: E402
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 logger = logging.getLogger("sqlite_synchronous")
 

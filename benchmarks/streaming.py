@@ -29,19 +29,16 @@ import argparse
 import base64
 import io
 import json
-import sys
 import threading
 import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import common  # noqa: E402
-from tests.fake_openai import TOKEN_CHARS, FakeOpenAI  # noqa: E402
+from benchmarks import common
+from tests.fake_openai import TOKEN_CHARS, FakeOpenAI
 
 NAME = "streaming"
 RATIO_TARGET = 0.45

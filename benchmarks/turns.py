@@ -17,13 +17,10 @@ turn of each kind comes first.
 from __future__ import annotations
 
 import argparse
-import sys
 from contextlib import nullcontext
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common
 
 NAME = "turns"
 STAGES = ("decode", "asr", "chat", "tts", "store")

@@ -13,16 +13,13 @@ read speech from start to end, so speech dropped is speech lost.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import common  # noqa: E402
-from voiceqna.audio import SAMPLE_RATE  # noqa: E402
-from voiceqna.compose import build_recognizer  # noqa: E402
-from voiceqna.config import Settings  # noqa: E402
+from benchmarks import common
+from voiceqna.audio import SAMPLE_RATE
+from voiceqna.compose import build_recognizer
+from voiceqna.config import Settings
 
 NAME = "vad"
 DIFFERENT_S = 0.3

@@ -20,7 +20,8 @@ import requests
 from fastapi.testclient import TestClient
 
 from tests.fake_openai import FakeOpenAI
-from tests.live_server import free_port, live_api, server_env, store_rows, wait_until_ready
+from tests.live_server import free_port, live_api, server_env, store_rows
+from voiceqna.evaluation.app_process import AppProcess, wait_until_ready
 from voiceqna.api import create_api
 from voiceqna.engines.chat_offline import OfflineChatEngine
 from voiceqna.config import PROJECT_ROOT
@@ -196,7 +197,7 @@ def test_sigkill_mid_turns_then_restart_keeps_only_whole_turns(fake, tmp_path):
                                     str(port), "--no-warm-up"], cwd=PROJECT_ROOT, env=env,
                                    stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
-        wait_until_ready(url, process, log_path)
+        wait_until_ready(AppProcess(url, process, log_path))
         return process, url
 
     process, url = start()

@@ -30,4 +30,4 @@ def compact(text: str) -> str:
 
 # Korean for the ear (numbers, dates, units, letters read out) lives in its own module and is
 # public here too; voiceqna.spoken imports nothing from this module, so there is no cycle.
-from voiceqna.spoken import spoken  # noqa: E402  (re-export)
+from voiceqna.spoken import spoken  # noqa: E402, F401  (re-export)
