@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh Debian machine:
 #   make run    install (Debian packages + pip) and start the app, offline, on its defaults
-#   make test   install what the tests need and run them
-# Both are idempotent: a second run installs nothing new.
+#   make test   install what the tests need and run them all (what CI runs)
+#   make check  the fast tier: ruff and the tests that load no model, start no app and drive no browser
+# All are idempotent: a second run installs nothing new.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,13 +11,20 @@ SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_RUNTIME := $(shell grep -v '^\#' packages.txt)
 APT_DEV     := $(shell grep -v '^\#' packages-dev.txt)
 
-.PHONY: run test install install-dev system system-dev
+.PHONY: run test check install install-dev system system-dev
 
 run: install
 	$(BIN)/python app.py $(ARGS)
 
+# The tiers are markers that tests/conftest.py applies from the fixtures a test uses.
+FAST := not model and not server and not browser and not bench
+
 test: install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+
+check: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "$(FAST)" --timeout=90 --durations=15 $(PYTEST_ARGS)
 
 install: system $(VENV)/.installed
 install-dev: system-dev $(VENV)/.installed-dev
@@ -32,11 +40,15 @@ system-dev: system
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements.txt | $(VENV)/bin/python
+# The project itself is installed editable with the project root on sys.path (compat mode), so
+# `python benchmarks/X.py` imports voiceqna and benchmarks from this checkout.
+$(VENV)/.installed: requirements.txt pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=compat
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-eval.txt requirements-convert.txt requirements-dev-nodeps.txt | $(VENV)/bin/python
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-eval.txt requirements-convert.txt requirements-dev-nodeps.txt pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q --no-deps -r requirements-dev-nodeps.txt
+	$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=compat
 	touch $@ $(VENV)/.installed

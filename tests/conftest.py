@@ -1,5 +1,6 @@
-"""Shared fixtures: settings on a temporary data folder, the real Whisper model loaded once,
-the real Korean recordings (skipped where absent), and Korean speech made with espeak-ng."""
+"""Shared fixtures: settings on a temporary data folder, the real Whisper model loaded once (and
+a fake recognizer for the fast tier), the real Korean recordings (skipped where absent), Korean
+speech made with espeak-ng, the shared app servers; and the tier markers (tests/tiers.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from typing import Iterator
 
 import pytest
 
+from tests import live_server
+from tests.fakes import FakeRecognizer
 from tests.live_server import API_KEY, CORS_ORIGIN, free_port, live_api
+from tests.tiers import tier, tiers_of
 from voiceqna.compose import build_recognizer
+from voiceqna.engines import asr_whisper
 from voiceqna.config import PROJECT_ROOT, Settings
 from voiceqna.evaluation import clips
 from voiceqna.evaluation.clips import Clip
@@ -28,10 +33,41 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "data")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with the tiers of the fixtures it uses (model, server, browser, bench)."""
+    for item in items:
+        for name in sorted(tiers_of(item)):
+            item.add_marker(name)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if live_server.STARTED:
+        terminalreporter.write_line(f"app processes started by the shared helper: {len(live_server.STARTED)}")
+
+
+@pytest.fixture(autouse=True)
+def _no_model_outside_the_model_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test not marked `model` that loads Whisper fails at once, naming the fix: `make check`
+    stays free of model loads however a test reaches one."""
+    if "model" in tiers_of(request.node):
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("This test loads the Whisper model: use the `recognizer` fixture (model tier) "
+                             "or `fake_recognizer` (tests/fakes.py).")
+    monkeypatch.setattr(asr_whisper, "load_model", refuse)
+
+
 @pytest.fixture(scope="session")
 def recognizer():
-    """The real bundled Whisper base model, loaded once for the whole session."""
+    """The real bundled Whisper base model, loaded once for the whole session (model tier)."""
     return build_recognizer(make_settings(Path("/nonexistent")))
+
+
+@pytest.fixture
+def fake_recognizer() -> FakeRecognizer:
+    """A recognizer without a model (tests/fakes.py): hears FAKE_HEARD in any sound, nothing in silence."""
+    return FakeRecognizer()
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +102,7 @@ def korean_wav(tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
+@tier("server")
 def api_url(tmp_path_factory) -> Iterator[str]:
     """An open API server as the seed ran it: offline engines, SQLite; uploads limited to 1 MB."""
     with live_api(tmp_path_factory.mktemp("api") / "data", max_upload_mb="1") as url:
@@ -73,6 +110,7 @@ def api_url(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+@tier("server")
 def locked_api_url(tmp_path_factory) -> Iterator[str]:
     """A server that needs API_KEY, allows CORS from one origin, accepts 2 s of audio, and whose
     chat engine is an OpenAI-compatible server that is down (every answer fails with 503)."""

@@ -4,8 +4,8 @@
     with live_api(tmp / "data", api_key="s3cret") as base_url:
         requests.get(f"{base_url}/health")
 
-A fixture or test that starts an app this way is in the full tier only: give its fixture
-`@starts_app` (tests/conftest.py marks every test that uses it `server`), or mark the test.
+A fixture that starts an app this way carries `@tier("server")` (tests/tiers.py), so that the
+tests using it are in the full tier only; a test that starts one itself is marked `server`.
 """
 
 from __future__ import annotations
@@ -18,20 +18,13 @@ from typing import Callable, Iterator
 from voiceqna.evaluation import app_process
 from voiceqna.evaluation.app_process import api_healthy, free_port, server_env
 
-__all__ = ["API_KEY", "CORS_ORIGIN", "free_port", "live_api", "running_app", "server_env", "starts_app",
-           "store_rows"]
+__all__ = ["API_KEY", "CORS_ORIGIN", "free_port", "live_api", "running_app", "server_env", "store_rows"]
 
 API_KEY = "test-key-9f2c"
 """The key of the `locked_api_url` server (tests/conftest.py)."""
 CORS_ORIGIN = "https://game.example"
 STARTED: list[str] = []
 """The base URL of each app process started in this test session (conftest reports the count)."""
-
-
-def starts_app(fixture: Callable) -> Callable:
-    """Tag a fixture function that starts an app process: the tests using it are marked `server`."""
-    fixture.starts_app = True
-    return fixture
 
 
 def store_rows(data_dir: Path) -> tuple[int, int]:

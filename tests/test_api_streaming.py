@@ -16,6 +16,7 @@ import requests
 
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import API_KEY, live_api
+from tests.tiers import tier
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.errors import NotFound
 from voiceqna.evaluation.clips import seconds
@@ -35,6 +36,7 @@ def fake():
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def url(tmp_path_factory, fake):
     with live_api(tmp_path_factory.mktemp("stream-api") / "data", chat_engine="openai", openai_api_key="fake",
                   openai_base_url=fake.base_url, max_upload_mb="1") as base_url:

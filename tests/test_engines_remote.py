@@ -160,6 +160,7 @@ def test_silence_through_the_service_calls_no_fake_openai_server(tmp_path, fakes
     assert fakes["asr"].requests == fakes["chat"].requests == []
 
 
+@pytest.mark.server
 def test_info_names_each_stage_and_model_but_no_address_or_key_fake_openai_servers(tmp_path, fakes, read_speech):
     settings = dict(
         asr_engine="openai", asr_base_url=fakes["asr"].base_url, asr_api_key=KEYS["asr"], asr_model="whisper-1",

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import espeak_wav
+from tests.tiers import tier
 from voiceqna.evaluation.clips import READ_SPEECH
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.textnorm import compact, normalize, spoken
@@ -73,6 +74,7 @@ def assert_consistent(run: dict, rows: list[dict]) -> None:
 
 
 @pytest.fixture(scope="module")
+@tier("model")
 def real_run(tmp_path_factory, read_speech):
     output = tmp_path_factory.mktemp("eval-real")
     result = run_evaluate("--dataset", str(READ_SPEECH), "--output", str(output))
@@ -118,6 +120,7 @@ def espeak_set(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.model
 def test_compute_types_compared_in_one_run(espeak_set, tmp_path):
     result = run_evaluate("--dataset", str(espeak_set), "--limit", "3", "--compute-type", "int8",
                           "--compute-type", "float32", "--batch-size", "2", "--output", str(tmp_path))
@@ -134,6 +137,7 @@ def test_compute_types_compared_in_one_run(espeak_set, tmp_path):
     assert_png(tmp_path / "cer_vs_rtf.png")
 
 
+@pytest.mark.model
 def test_the_default_call_runs_beside_the_app_on_the_same_clips(read_speech, tmp_path):
     result = run_evaluate("--dataset", str(READ_SPEECH), "--limit", "4", "--recognizer", "default",
                           "--recognizer", "app", "--beam-size", "1", "--beam-size", "2", "--output", str(tmp_path))
@@ -168,6 +172,7 @@ def test_wrong_flags_are_refused_before_any_work(tmp_path):
     assert result.returncode == 2 and "No folder" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.model
 def test_unknown_model_fails_before_the_long_loop(espeak_set, tmp_path):
     result = run_evaluate("--dataset", str(espeak_set), "--model", "base", "--model", "no-such-model",
                           "--output", str(tmp_path / "out"), HF_HUB_OFFLINE="1")

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import free_port, live_api, server_env, store_rows
+from tests.tiers import tier
 from voiceqna.evaluation.app_process import AppProcess, wait_until_ready
 from voiceqna.api import create_api
 from voiceqna.engines.chat_offline import OfflineChatEngine
@@ -42,6 +43,7 @@ def fake():
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def engines_server(fake, tmp_path_factory):
     """Chat and speech both on the fake OpenAI server, with a 1 s client timeout."""
     data_dir = tmp_path_factory.mktemp("faults") / "data"
@@ -164,6 +166,7 @@ def test_recognizer_fault_mid_turn_is_503_and_stores_nothing_fake_recognizer(set
     assert len(client.get(f"/{conversation_id}").json()) == 2 and store_rows(settings.data_dir) == before
 
 
+@pytest.mark.server
 def test_a_corrupt_whisper_model_stops_the_server_at_start_with_the_fix(tmp_path):
     model = tmp_path / "broken-whisper"
     model.mkdir()
@@ -182,6 +185,7 @@ def test_a_corrupt_whisper_model_stops_the_server_at_start_with_the_fix(tmp_path
 # --- a crash in the middle of turns ---
 
 
+@pytest.mark.server
 def test_sigkill_mid_turns_then_restart_keeps_only_whole_turns(fake, tmp_path):
     """20 clients send turns as fast as they can (the chat engine takes 0.2 s, so many are in
     flight); the server is killed with SIGKILL; a new one on the same DATA_DIR must find every

@@ -1,8 +1,8 @@
 """Hands-free sessions on the server (voiceqna/page/handsfree.py) driven the way the page's
 script drives them: real Korean recordings joined by pauses of their own room noise, sent as
-16 kHz 16-bit PCM in 100 ms pieces through the page's JSON calls, the real Silero VAD, the real
-Whisper model, the offline chat engine, espeak-ng and a real SQLite file. Times are seconds of
-audio, never wall-clock times."""
+16 kHz 16-bit PCM in 100 ms pieces through the page's JSON calls, the real Silero VAD, a fake
+recognizer (tests/fakes.py; the real Whisper model for the two-question conversation), the offline
+chat engine, espeak-ng and a real SQLite file. Times are seconds of audio, never wall-clock times."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from voiceqna.audio import SAMPLE_RATE, decode
 from voiceqna.compose import build_service
 from voiceqna.config import HandsFreeOptions
 from voiceqna.evaluation import streams
+from voiceqna.evaluation.clips import seconds
 from voiceqna.evaluation.metrics import char_errors
 from voiceqna.page.handlers import PageHandlers
 from voiceqna.page.handsfree import HandsFreeSessions, pcm16_samples
@@ -35,8 +36,16 @@ def questions(read_speech) -> list[tuple[streams.Recording, str]]:
 
 
 @pytest.fixture
-def service(tmp_path, recognizer):
-    service = build_service(make_settings(tmp_path / "data"), recognizer=recognizer)
+def service(tmp_path, fake_recognizer):
+    service = build_service(make_settings(tmp_path / "data"), recognizer=fake_recognizer)
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def real_service(tmp_path, recognizer):
+    """With the real Whisper base model (model tier)."""
+    service = build_service(make_settings(tmp_path / "real-data"), recognizer=recognizer)
     yield service
     service.close()
 
@@ -46,6 +55,10 @@ def handlers(service):
     page = PageHandlers(service, hands_free=HandsFreeOptions())
     yield page
     page.hands_free.close_all()
+
+
+def seconds_of(samples: np.ndarray) -> float:
+    return samples.size / SAMPLE_RATE
 
 
 def pcm_base64(samples: np.ndarray) -> str:
@@ -84,7 +97,8 @@ def stored(service, conversation_id: str, count: int) -> list:
     return messages
 
 
-def test_two_questions_are_two_turns_stored_in_order(handlers, service, questions):
+def test_two_questions_are_two_turns_stored_in_order(real_service, questions):
+    service, handlers = real_service, PageHandlers(real_service, hands_free=HandsFreeOptions())
     stream = streams.join([q for q, _ in questions], [2.0], lead_s=1.0, tail_s=2.0)
     update, token = handlers.open_hands_free("", [])
     assert token and not update.error and "핸즈프리" in update.status
@@ -104,6 +118,7 @@ def test_two_questions_are_two_turns_stored_in_order(handlers, service, question
         assert char_errors(text, message.text).rate <= 0.3, (text, message.text)
     assert all(m.text and m.audio for m in messages[1::2])
     assert [c["content"] for c in chat if c["role"] == "user"] == [m.text for m in messages[0::2]]
+    handlers.hands_free.close_all()
 
 
 def test_half_duplex_ignores_what_is_heard_while_the_answer_plays(handlers, service, questions):
@@ -123,7 +138,8 @@ def test_half_duplex_ignores_what_is_heard_while_the_answer_plays(handlers, serv
 
 
 def test_barge_in_stores_only_what_was_played_and_hears_the_new_question(handlers, service, questions):
-    (one, _), (two, text_two) = questions
+    (one, text_one), (two, _) = questions
+    service.recognizer.text = text_one  # the knowledge base answers it in several sentences
     update, token = handlers.open_hands_free("", [])
     cid = update.conversation_id
     [first] = turn_ids(feed(handlers, token, streams.join([one], [], tail_s=1.5).audio))
@@ -154,7 +170,7 @@ def test_barge_in_stores_only_what_was_played_and_hears_the_new_question(handler
     assert answer.endswith(INTERRUPTED_MARK)
     first_sentence = answer[: -len(INTERRUPTED_MARK)].strip()
     assert first_sentence and said.startswith(first_sentence) and len(first_sentence) < len(said)
-    assert char_errors(text_two, messages[2].text).rate <= 0.3
+    assert messages[2].text == text_one and seconds(messages[2].audio) >= seconds_of(two.speech)
 
 
 def test_closing_a_session_frees_it_and_still_stores_its_turn(handlers, service, questions):
@@ -217,7 +233,7 @@ def test_a_turn_started_early_in_a_pause_is_thrown_away_when_the_speech_goes_on(
     between two sentences starts a turn early, which is thrown away (nothing stored) when the
     speech goes on; the pause after the last sentence ends the turn, and the turn started early
     in it is the one stored, with both sentences."""
-    (one, text_one), (two, text_two) = questions
+    (one, _), (two, _) = questions
     sessions = HandsFreeSessions(service, HandsFreeOptions(), hold_s=0.0)
     cid = service.create()
     token = sessions.open(cid)
@@ -231,7 +247,7 @@ def test_a_turn_started_early_in_a_pause_is_thrown_away_when_the_speech_goes_on(
     sessions.finished(token, turn)
     messages = stored(service, cid, 2)
     assert [m.role for m in messages] == ["user", "assistant"] and result.stored
-    assert char_errors(text_one + " " + text_two, messages[0].text).rate <= 0.3, messages[0].text
+    assert seconds(messages[0].audio) >= seconds_of(one.speech) + 0.5 + seconds_of(two.speech)  # both sentences
     sessions.close_all()
     assert len(service.get(cid)) == 2  # the turn thrown away stored nothing
 

@@ -18,6 +18,7 @@ import pytest
 
 from tests.test_ui_browser import (FAR_HOST, bubbles, conversation, live_page, open_page,  # noqa: F401 (fixtures)
                                    playwright)
+from tests.tiers import tier
 from voiceqna.audio import decode, encode_wav
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.evaluation import streams
@@ -64,6 +65,7 @@ def conversation_id(page) -> str:
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def barge_in_page_url(tmp_path_factory):
     """The page with HANDSFREE_BARGE_IN=1: the second question, asked while the first answer
     plays, interrupts it (in half-duplex, the default, it would not be heard)."""
@@ -100,6 +102,7 @@ def test_two_spoken_questions_are_answered_in_order_hands_free(open_page, barge_
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def https_page(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("handsfree-https") / "data"
     with live_page(data_dir, "--ssl") as url:
@@ -147,6 +150,7 @@ def _wait_for_log(log: Path, line: str, timeout_s: float = 50.0) -> None:
         time.sleep(0.5)
 
 
+@pytest.mark.bench
 def test_the_benchmark_measures_every_figure_in_its_quick_mode(tmp_path, questions):
     """benchmarks/handsfree.py --quick: 2 questions (end of turn, voice to voice) and 2 cut cases."""
     out = tmp_path / "handsfree.json"

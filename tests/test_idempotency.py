@@ -2,7 +2,8 @@
 the first answer back and stores nothing, in process and over HTTP (whole and streamed).
 
 The chat engine is a FAKE OpenAI-compatible server (OpenAI cannot be reached here), so the
-tests can count how often it was asked; everything else is real: Whisper base, SQLite,
+tests can count how often it was asked; in process the recognizer is a fake (tests/fakes.py) that
+counts its calls; everything else is real: SQLite, and over HTTP Whisper base in
 `python app.py --api-only` on loopback. Two replicas on one store: tests/test_replicas.py;
 the store contract (SQLite, MongoDB): tests/test_store_contract.py."""
 
@@ -18,6 +19,7 @@ import requests
 from tests.conftest import make_settings
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import live_api, store_rows
+from tests.tiers import tier
 from voiceqna.compose import build_service
 from voiceqna.errors import InvalidInput
 from voiceqna.ports import Done, Heard, Sentence, SentenceAudio
@@ -33,10 +35,10 @@ def fake():
 
 
 @pytest.fixture
-def service(fake, tmp_path, recognizer):
+def service(fake, tmp_path, fake_recognizer):
     settings = make_settings(tmp_path / "data", chat_engine="openai", openai_api_key="unused",
                              openai_base_url=fake.base_url)
-    return build_service(settings, recognizer=recognizer)
+    return build_service(settings, recognizer=fake_recognizer)
 
 
 def chat_requests(fake: FakeOpenAI) -> int:
@@ -66,6 +68,7 @@ def test_a_repeated_spoken_turn_is_not_recognised_again(service, korean_wav):
     first = service.send_audio(cid, clip, idempotency_key="spoken-1")
     assert first.stored, "espeak-ng's 고마워요 was not heard: the test needs a heard turn"
     again = service.send_audio(cid, clip, idempotency_key="spoken-1")
+    assert len(service.recognizer.seconds) == 1  # recognised once
     assert again.repeated and (again.transcript, again.text, again.audio) == (first.transcript, first.text, first.audio)
     assert again.timings.asr_ms == 0 and again.timings.decode_ms == 0  # neither decoded nor recognised
     assert len(service.get(cid)) == 2
@@ -129,6 +132,7 @@ def test_concurrent_retries_in_one_process_run_the_engines_once_fake_openai_serv
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def server(fake, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("idempotency") / "data"
     with live_api(data_dir, chat_engine="openai", openai_api_key="unused", openai_base_url=fake.base_url) as url:

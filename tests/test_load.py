@@ -18,6 +18,7 @@ import requests
 from benchmarks.load import plan, run_load, text_of
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import live_api, store_rows
+from tests.tiers import tier
 from voiceqna.config import PROJECT_ROOT
 
 SEED = {"messages": ["안녕하세요", "반가워요"], "roles": ["user", "assistant"], "audios": ["", ""]}
@@ -27,6 +28,7 @@ SEED = {"messages": ["안녕하세요", "반가워요"], "roles": ["user", "assi
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def load_url(tmp_path_factory):
     """The app on its defaults: real Whisper, offline chat engine, espeak-ng, SQLite."""
     with live_api(tmp_path_factory.mktemp("load") / "data") as url:
@@ -79,6 +81,7 @@ def fake():
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def small_server(fake, tmp_path_factory):
     """Room for 2 spoken turns at once plus 1 waiting; request bodies must arrive within 15 s;
     the chat engine is a FAKE OpenAI-compatible server (so a test can make it slow)."""

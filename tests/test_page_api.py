@@ -13,6 +13,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
 
 from tests.live_server import running_app, store_rows
+from tests.tiers import tier
 from voiceqna.evaluation.clips import seconds
 from voiceqna.evaluation import metrics
 
@@ -29,6 +30,7 @@ def _page_answers(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """The page and REST API with a key and a 4 s limit on recordings: (URL, data folder)."""
     data_dir = tmp_path_factory.mktemp("page-api") / "data"

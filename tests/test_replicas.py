@@ -21,6 +21,8 @@ import requests
 from tests.live_server import free_port
 from voiceqna.config import PROJECT_ROOT
 
+pytestmark = pytest.mark.server  # every test here starts app processes (Replica)
+
 STARTUP_DEADLINE_S = 180  # a generous limit to report a server that never answers, not a timing check
 
 

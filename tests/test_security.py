@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket
 from app import build_app
 from tests.conftest import make_settings
 from tests.live_server import live_api
+from tests.tiers import tier
 from voiceqna.api import create_api
 from voiceqna.compose import build_service
 from voiceqna.engines.store_sqlite import SQLiteStore
@@ -28,6 +29,7 @@ KEY = "security-key-41f0a9"
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("security") / "data"
     with live_api(data_dir, api_key=KEY) as url:

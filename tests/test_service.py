@@ -1,4 +1,5 @@
-"""ChatService with the real engines: Whisper base, the offline knowledge base, espeak-ng, SQLite."""
+"""ChatService with real engines (the offline knowledge base, espeak-ng, SQLite) and, for its logic,
+a fake recognizer (tests/fakes.py); one spoken turn through the real Whisper base model."""
 
 import subprocess
 import threading
@@ -8,6 +9,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.fake_openai import FakeOpenAI
+from tests.fakes import FAKE_HEARD
 from voiceqna.audio import encode_wav
 from voiceqna.evaluation.clips import seconds
 from voiceqna.compose import build_service
@@ -17,11 +19,12 @@ from voiceqna.textnorm import compact
 
 
 @pytest.fixture
-def service(settings, recognizer):
-    return build_service(settings, recognizer=recognizer)
+def service(settings, fake_recognizer):
+    return build_service(settings, recognizer=fake_recognizer)
 
 
-def test_a_spoken_korean_question_is_transcribed_answered_spoken_and_kept(service, read_speech):
+def test_a_spoken_korean_question_is_transcribed_answered_spoken_and_kept(settings, recognizer, read_speech):
+    service = build_service(settings, recognizer=recognizer)
     clip = read_speech[0]
     cid = service.create()
     turn = service.send_audio(cid, clip.path.read_bytes())
@@ -36,12 +39,13 @@ def test_a_spoken_korean_question_is_transcribed_answered_spoken_and_kept(servic
     assert messages[1].audio == turn.audio
 
 
-def test_a_webm_recording_from_a_browser_works(service, read_speech, tmp_path):
+def test_a_webm_recording_from_a_browser_reaches_the_recognizer_whole(service, read_speech, tmp_path):
     webm = tmp_path / "mic.webm"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(read_speech[1].path), "-ac", "2", "-ar", "48000",
                     "-c:a", "libopus", str(webm)], check=True)
     turn = service.send_audio(service.create(), webm.read_bytes())
-    assert compact(turn.transcript)[:4] == compact(read_speech[1].text)[:4]
+    assert turn.transcript == FAKE_HEARD and "서울" in turn.text
+    assert service.recognizer.seconds == [pytest.approx(seconds(read_speech[1].path.read_bytes()), abs=0.1)]
 
 
 def test_text_question_gets_the_knowledge_base_answer(service):
@@ -71,16 +75,16 @@ def test_bad_audio_raises_and_stores_nothing(service, data, error):
     assert service.get(cid) == []
 
 
-def test_limits(tmp_path, recognizer):
-    service = build_service(make_settings(tmp_path, max_upload_mb="0.01", max_audio_s="1"), recognizer=recognizer)
+def test_limits(tmp_path, fake_recognizer):
+    service = build_service(make_settings(tmp_path, max_upload_mb="0.01", max_audio_s="1"), recognizer=fake_recognizer)
     cid = service.create()
     with pytest.raises(AudioTooLarge, match="MB"):
         service.send_audio(cid, b"\0" * 20_000)
-    short = build_service(make_settings(tmp_path, max_audio_s="1"), recognizer=recognizer)
+    short = build_service(make_settings(tmp_path, max_audio_s="1"), recognizer=fake_recognizer)
     with pytest.raises(AudioTooLarge, match="1 s"):
         short.send_audio(cid, encode_wav(np.zeros(24_000, np.float32)))
     with pytest.raises(InvalidInput, match="limit"):
-        build_service(make_settings(tmp_path, max_message_chars="5"), recognizer=recognizer).send_text(cid, "가" * 6)
+        build_service(make_settings(tmp_path, max_message_chars="5"), recognizer=fake_recognizer).send_text(cid, "가" * 6)
     assert service.get(cid) == []
 
 
@@ -101,11 +105,11 @@ def test_unknown_ids_and_roles(service):
         service.send_text(service.create(), "안녕", role="robot")
 
 
-def test_a_failing_chat_engine_leaves_no_partial_turn(tmp_path, recognizer):
+def test_a_failing_chat_engine_leaves_no_partial_turn(tmp_path, fake_recognizer):
     fake = FakeOpenAI(fail_with=503)
     try:
         settings = make_settings(tmp_path, openai_api_key="sk-x", openai_base_url=fake.base_url)
-        service = build_service(settings, recognizer=recognizer)
+        service = build_service(settings, recognizer=fake_recognizer)
         cid = service.create()
         with pytest.raises(EngineUnavailable):
             service.send_text(cid, "안녕하세요")
@@ -117,11 +121,11 @@ def test_a_failing_chat_engine_leaves_no_partial_turn(tmp_path, recognizer):
         fake.close()
 
 
-def test_the_openai_engine_sees_the_conversation_history(tmp_path, recognizer):
+def test_the_openai_engine_sees_the_conversation_history(tmp_path, fake_recognizer):
     fake = FakeOpenAI()
     try:
         service = build_service(make_settings(tmp_path, openai_api_key="sk-x", openai_base_url=fake.base_url),
-                                recognizer=recognizer)
+                                recognizer=fake_recognizer)
         cid = service.create()
         service.send_text(cid, "첫 번째 질문")
         service.send_text(cid, "두 번째 질문")
@@ -143,12 +147,12 @@ def test_a_failing_synthesizer_keeps_the_answer_as_text(service):
     assert [(m.role, m.audio) for m in service.get(cid)] == [("user", b""), ("assistant", b"")]
 
 
-def test_conversations_survive_a_restart(settings, recognizer):
-    first = build_service(settings, recognizer=recognizer)
+def test_conversations_survive_a_restart(settings, fake_recognizer):
+    first = build_service(settings, recognizer=fake_recognizer)
     cid = first.create()
     first.send_text(cid, "고마워")
     first.store.close()
-    second = build_service(settings, recognizer=recognizer)
+    second = build_service(settings, recognizer=fake_recognizer)
     assert [m.text for m in second.get(cid)][0] == "고마워"
     second.reset(cid)
     assert second.get(cid) == []

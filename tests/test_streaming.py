@@ -3,7 +3,7 @@ go away or cut the answer short, errors before and after the stream starts.
 
 The chat answers come from a FAKE OpenAI-compatible server (OpenAI cannot be reached here)
 that streams tokens at a set pace; speech is the real espeak-ng, the store a real SQLite file,
-recognition the real Whisper model.
+recognition a fake (tests/fakes.py) but for one spoken turn through the real Whisper model.
 """
 
 from __future__ import annotations
@@ -37,11 +37,15 @@ def fake():
     server.close()
 
 
-@pytest.fixture
-def service(tmp_path, fake, recognizer):
+def build(tmp_path, fake, recognizer):
     settings = make_settings(tmp_path / "data", chat_engine="openai", openai_api_key="fake",
                              openai_base_url=fake.base_url)
     return build_service(settings, recognizer=recognizer)
+
+
+@pytest.fixture
+def service(tmp_path, fake, fake_recognizer):
+    return build(tmp_path, fake, fake_recognizer)
 
 
 def names(events) -> list[str]:
@@ -70,11 +74,11 @@ def test_events_come_in_order_and_the_turn_is_stored_once_whole(service):
     assert seconds(result.audio) == pytest.approx(sum(seconds(a.audio) for a in audios), abs=0.05)
 
 
-def test_the_first_sentence_is_spoken_while_the_rest_is_still_being_written(tmp_path, recognizer):
+def test_the_first_sentence_is_spoken_while_the_rest_is_still_being_written(tmp_path, fake_recognizer):
     slow = FakeOpenAI(answer=ANSWER, first_token_s=0.2, tokens_per_s=15)
     try:
         service = build_service(make_settings(tmp_path / "data", chat_engine="openai", openai_api_key="fake",
-                                              openai_base_url=slow.base_url), recognizer=recognizer)
+                                              openai_base_url=slow.base_url), recognizer=fake_recognizer)
         first_audio_at = None
         for event in service.stream_text(service.create(), "날씨 어때요?"):
             if isinstance(event, SentenceAudio) and first_audio_at is None:
@@ -164,7 +168,8 @@ def test_an_engine_failure_after_the_start_is_an_error_event_and_nothing_is_stor
     assert service.get(cid) == []
 
 
-def test_a_spoken_turn_streams_what_was_heard_first(service, read_speech):
+def test_a_spoken_turn_streams_what_was_heard_first(tmp_path, fake, recognizer, read_speech):
+    service = build(tmp_path, fake, recognizer)
     clip = read_speech[0]
     cid = service.create()
     events = list(service.stream_audio(cid, clip.path.read_bytes()))
@@ -191,10 +196,10 @@ def test_a_failed_stream_raises_its_error_from_result(service, fake):
     assert stream.finished
 
 
-def test_openai_speech_is_asked_for_wav_one_sentence_at_a_time_fake_openai_server(tmp_path, recognizer, fake):
+def test_openai_speech_is_asked_for_wav_one_sentence_at_a_time_fake_openai_server(tmp_path, fake_recognizer, fake):
     settings = make_settings(tmp_path / "data", chat_engine="openai", openai_api_key="fake",
                              openai_base_url=fake.base_url, tts_engine="openai")
-    service = build_service(settings, recognizer=recognizer)
+    service = build_service(settings, recognizer=fake_recognizer)
     events = list(service.stream_text(service.create(), "내일 날씨는요?"))
     sentences = [e.text for e in events if isinstance(e, Sentence)]
     asked = [r for r in fake.requests if r["path"].endswith("/audio/speech")]  # one fake serves both stages

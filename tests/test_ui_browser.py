@@ -27,6 +27,7 @@ import urllib3
 
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import running_app
+from tests.tiers import tier
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.textnorm import compact
 
@@ -70,12 +71,14 @@ def _answers(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def page_url(tmp_path_factory) -> Iterator[str]:
     with live_page(tmp_path_factory.mktemp("page") / "data") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
+@tier("server")
 def https_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """`python app.py --ssl`: its URL and the self-signed certificate it made in the data folder."""
     data_dir = tmp_path_factory.mktemp("page-https") / "data"

@@ -1,6 +1,7 @@
-"""The page's actions without a browser: the real service (Whisper base, offline chat,
-espeak-ng, a SQLite file), real Korean recordings, and what a user would see, whole turns and
-streamed ones (one page update after each event of the turn)."""
+"""The page's actions without a browser: the service (offline chat, espeak-ng, a SQLite file; a
+fake recognizer for the logic, the real Whisper base model for one spoken turn of each kind), real
+Korean recordings, and what a user would see, whole turns and streamed ones (one page update
+after each event of the turn)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,24 @@ from voiceqna.page.handlers import AudioFiles, PageHandlers, audio_suffix, forma
 
 
 @pytest.fixture
-def service(tmp_path, recognizer):
-    return build_service(make_settings(tmp_path / "data"), recognizer=recognizer)
+def service(tmp_path, fake_recognizer):
+    return build_service(make_settings(tmp_path / "data"), recognizer=fake_recognizer)
 
 
 @pytest.fixture
 def handlers(service, tmp_path):
     return PageHandlers(service, AudioFiles(tmp_path / "page-audio"))
+
+
+@pytest.fixture
+def real_service(tmp_path, recognizer):
+    """The service with the real Whisper base model (model tier)."""
+    return build_service(make_settings(tmp_path / "real-data"), recognizer=recognizer)
+
+
+@pytest.fixture
+def real_handlers(real_service, tmp_path):
+    return PageHandlers(real_service, AudioFiles(tmp_path / "real-page-audio"))
 
 
 def is_wav(path: str) -> bool:
@@ -38,7 +50,8 @@ def bubble_texts(chat) -> list[tuple[str, str]]:
     return [(m["role"], m["content"] if isinstance(m["content"], str) else m["content"][0]) for m in chat]
 
 
-def test_spoken_question_becomes_two_bubbles_with_a_playable_answer(handlers, service, read_speech):
+def test_spoken_question_becomes_two_bubbles_with_a_playable_answer(real_handlers, real_service, read_speech):
+    handlers, service = real_handlers, real_service
     clip = read_speech[0]
     update = handlers.ask_audio("", [], str(clip.path))
 
@@ -100,8 +113,8 @@ def test_bad_recordings_give_a_clear_message_and_change_nothing(handlers, servic
     assert len(service.get(start.conversation_id)) == 2
 
 
-def test_too_long_recording_is_refused_with_the_limit(tmp_path, recognizer, read_speech):
-    service = build_service(make_settings(tmp_path / "data", max_audio_s="1"), recognizer=recognizer)
+def test_too_long_recording_is_refused_with_the_limit(tmp_path, fake_recognizer, read_speech):
+    service = build_service(make_settings(tmp_path / "data", max_audio_s="1"), recognizer=fake_recognizer)
     handlers = PageHandlers(service, AudioFiles(tmp_path / "page-audio"))
 
     update = handlers.ask_audio("", [], str(read_speech[0].path))  # 2.7 s
@@ -163,8 +176,8 @@ def test_new_conversation_has_a_fresh_id(handlers, service):
     assert service.get(second.conversation_id) == [] and second.chat == []
 
 
-def test_engine_info_names_the_model_device_and_engines(handlers, recognizer):
-    info = handlers.engine_info()
+def test_engine_info_names_the_model_device_and_engines(real_handlers, recognizer):
+    info = real_handlers.engine_info()
     # The device and compute type this machine really runs (cpu, int8 here; cuda, float16 on a GPU).
     assert f"Whisper base ({recognizer.device}, {recognizer.compute_type})" in info
     assert "offline knowledge base" in info and "espeak-ng (ko)" in info and "SQLite" in info
@@ -220,12 +233,12 @@ THREE_SENTENCES = ("서울은 대한민국의 수도이면서 인구가 가장 �
 
 
 @pytest.fixture
-def streaming_handlers(tmp_path, recognizer):
+def streaming_handlers(tmp_path, fake_recognizer):
     """The real service whose chat engine is the OpenAI one, talking to a FAKE OpenAI-compatible
     server (OpenAI cannot be reached here) that streams a three-sentence answer token by token."""
     fake = FakeOpenAI(answer=THREE_SENTENCES, tokens_per_s=200)
     service = build_service(make_settings(tmp_path / "data", openai_api_key="sk-x", openai_base_url=fake.base_url),
-                            recognizer=recognizer)
+                            recognizer=fake_recognizer)
     yield PageHandlers(service, AudioFiles(tmp_path / "page-audio")), service
     fake.close()
 
@@ -254,7 +267,8 @@ def test_streamed_answer_shows_each_sentence_and_queues_its_audio_fake_openai_se
     assert rows["첫 토큰까지 (to first token)"] != "—" and rows["첫 음성까지 (to first audio)"] != "—"
 
 
-def test_streamed_spoken_question_shows_the_transcript_first(handlers, service, read_speech):
+def test_streamed_spoken_question_shows_the_transcript_first(real_handlers, real_service, read_speech):
+    handlers, service = real_handlers, real_service
     clip = next(c for c in read_speech if c.path.name == "sub100100a00000.wav")
 
     first, *_, last = handlers.stream_audio("", [], str(clip.path))
