@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import json
 import threading
 import time
 import wave
@@ -38,6 +37,7 @@ import numpy as np
 
 
 from benchmarks import common
+from voiceqna import sse
 from tests.fake_openai import TOKEN_CHARS, FakeOpenAI
 
 NAME = "streaming"
@@ -92,26 +92,22 @@ def streamed(client, path: str, **request) -> dict:
     """POST to a streaming route and read its events; seconds since the request for each."""
     started = time.perf_counter()
     out: dict = {"sentences": [], "audio": []}
-    name = None
     with client.stream("POST", path, **request) as response:
         if response.status_code != 200:
             raise RuntimeError(f"{path}: {response.status_code} {response.read()[:200]!r}")
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                at, data = time.perf_counter() - started, json.loads(line[6:])
-                if name == "transcript":
-                    out["transcript_s"], out["transcript"] = at, data["text"]
-                elif name == "sentence":
-                    out["sentences"].append({"index": data["index"], "text": data["text"], "at_s": at})
-                elif name == "audio":
-                    out["audio"].append({"index": data["index"], "at_s": at,
-                                         "duration_s": wav_seconds(base64.b64decode(data["audio"]))})
-                elif name == "done":
-                    out.update(done_s=at, answer=data["text"], server_timings_ms=data["timings_ms"])
-                elif name == "error":
-                    raise RuntimeError(f"{path}: error event {data}")
+        for name, data in sse.events(response.iter_lines()):
+            at = time.perf_counter() - started
+            if name == "transcript":
+                out["transcript_s"], out["transcript"] = at, data["text"]
+            elif name == "sentence":
+                out["sentences"].append({"index": data["index"], "text": data["text"], "at_s": at})
+            elif name == "audio":
+                out["audio"].append({"index": data["index"], "at_s": at,
+                                     "duration_s": wav_seconds(base64.b64decode(data["audio"]))})
+            elif name == "done":
+                out.update(done_s=at, answer=data["text"], server_timings_ms=data["timings_ms"])
+            elif name == "error":
+                raise RuntimeError(f"{path}: error event {data}")
     out["first_audio_s"] = out["audio"][0]["at_s"] if out["audio"] else None
     return out
 

@@ -12,7 +12,8 @@ import pytest
 
 from tests import live_server
 from tests.fakes import FakeRecognizer
-from tests.live_server import API_KEY, CORS_ORIGIN, free_port, live_api
+from tests.fake_openai import FakeOpenAI
+from tests.live_server import API_KEY, CORS_ORIGIN, KEYED_API_KEY, NEVER_SHOWN_OPENAI_KEY, free_port, live_api
 from tests.tiers import tier, tiers_of
 from voiceqna.compose import build_recognizer
 from voiceqna.engines import asr_whisper
@@ -99,6 +100,8 @@ def korean_wav(tmp_path: Path):
 
 
 # --- live REST API servers (python app.py --api-only on loopback), shared by the HTTP tests ---
+# One server per configuration for the whole session: a module needing another configuration
+# adds one here rather than starting its own, where its tests allow.
 
 
 @pytest.fixture(scope="session")
@@ -118,3 +121,34 @@ def locked_api_url(tmp_path_factory) -> Iterator[str]:
     with live_api(tmp_path_factory.mktemp("locked-api") / "data", api_key=API_KEY, cors_origins=CORS_ORIGIN,
                   max_audio_s="2", chat_engine="openai", openai_api_key="unused", openai_base_url=dead) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def openai_fake() -> Iterator[FakeOpenAI]:
+    """One FAKE OpenAI-compatible server (OpenAI cannot be reached here) for the session; a module
+    sets its behaviour with `openai_fake.reset(answer=...)` and resets it when done."""
+    server = FakeOpenAI()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+@tier("server")
+def openai_api(tmp_path_factory, openai_fake) -> Iterator[tuple[str, Path]]:
+    """(URL, DATA_DIR) of a server whose chat engine is `openai_fake`; speech by espeak-ng,
+    uploads limited to 1 MB."""
+    data_dir = tmp_path_factory.mktemp("openai-api") / "data"
+    with live_api(data_dir, chat_engine="openai", openai_api_key="fake", openai_base_url=openai_fake.base_url,
+                  max_upload_mb="1") as url:
+        yield url, data_dir
+
+
+@pytest.fixture(scope="session")
+@tier("server")
+def keyed_api(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """(URL, DATA_DIR) of a server that needs KEYED_API_KEY, with the offline chat engine (and an
+    OPENAI_API_KEY it must never show), uploads up to 2 MB and 30 s of audio."""
+    data_dir = tmp_path_factory.mktemp("keyed-api") / "data"
+    with live_api(data_dir, api_key=KEYED_API_KEY, openai_api_key=NEVER_SHOWN_OPENAI_KEY, chat_engine="offline",
+                  max_upload_mb="2", max_audio_s="30") as url:
+        yield url, data_dir

@@ -18,7 +18,7 @@ import json
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,6 +70,14 @@ class FakeOpenAI:
     headers: list[dict] = field(default_factory=list)
     last_tokens_at: list[float] = field(default_factory=list)
     """time.monotonic() at which each streamed answer's last token was sent."""
+
+    def reset(self, **behaviour) -> "FakeOpenAI":
+        """Back to the defaults (the requests seen forgotten), then `behaviour` (e.g. answer=...):
+        for a fake shared by several test modules (tests/conftest.py `openai_fake`)."""
+        for name, value in {**{f.name: f.default for f in fields(self) if f.default is not MISSING},
+                            "requests": [], "headers": [], "last_tokens_at": [], **behaviour}.items():
+            setattr(self, name, value)
+        return self
 
     def __post_init__(self) -> None:
         fake = self

@@ -18,11 +18,15 @@ from typing import Callable, Iterator
 from voiceqna.evaluation import app_process
 from voiceqna.evaluation.app_process import api_healthy, free_port, server_env
 
-__all__ = ["API_KEY", "CORS_ORIGIN", "free_port", "live_api", "running_app", "server_env", "store_rows"]
+__all__ = ["API_KEY", "CORS_ORIGIN", "KEYED_API_KEY", "NEVER_SHOWN_OPENAI_KEY", "free_port", "live_api", "running_app", "server_env", "store_rows"]
 
 API_KEY = "test-key-9f2c"
 """The key of the `locked_api_url` server (tests/conftest.py)."""
 CORS_ORIGIN = "https://game.example"
+KEYED_API_KEY = "keyed-api-key-41f0a9"
+"""The key of the `keyed_api` server (tests/conftest.py)."""
+NEVER_SHOWN_OPENAI_KEY = "sk-never-shown-3b9e55"
+"""The `keyed_api` server's OPENAI_API_KEY (its chat engine is offline): no answer may show it."""
 STARTED: list[str] = []
 """The base URL of each app process started in this test session (conftest reports the count)."""
 

@@ -6,7 +6,6 @@ RemoteService. Answers come from a FAKE OpenAI-compatible chat server that strea
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 import sys
 import time
@@ -14,9 +13,8 @@ import time
 import pytest
 import requests
 
-from tests.fake_openai import FakeOpenAI
-from tests.live_server import API_KEY, live_api
-from tests.tiers import tier
+from tests.live_server import API_KEY
+from voiceqna import sse
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.errors import NotFound
 from voiceqna.evaluation.clips import seconds
@@ -29,37 +27,19 @@ UNKNOWN_ID = "0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
-def fake():
-    server = FakeOpenAI(answer=ANSWER, tokens_per_s=80)
-    yield server
-    server.close()
+def fake(openai_fake):
+    yield openai_fake.reset(answer=ANSWER, tokens_per_s=80)
+    openai_fake.reset()
 
 
 @pytest.fixture(scope="module")
-@tier("server")
-def url(tmp_path_factory, fake):
-    with live_api(tmp_path_factory.mktemp("stream-api") / "data", chat_engine="openai", openai_api_key="fake",
-                  openai_base_url=fake.base_url, max_upload_mb="1") as base_url:
-        yield base_url
+def url(openai_api, fake) -> str:
+    """The session's server on the fake OpenAI chat engine (tests/conftest.py), answering ANSWER."""
+    return openai_api[0]
 
 
 def create(url: str, **kwargs) -> str:
     return requests.post(f"{url}/create", json={}, timeout=10, **kwargs).json()["id"]
-
-
-def read_events(response: requests.Response) -> list[tuple[str, dict]]:
-    """Parse the SSE body the way a browser's EventSource would (comments skipped)."""
-    events, name, data = [], None, []
-    for line in response.iter_lines(decode_unicode=True):
-        if not line:
-            if data:
-                events.append((name, json.loads("\n".join(data))))
-            name, data = None, []
-        elif line.startswith("event: "):
-            name = line[len("event: "):]
-        elif line.startswith("data: "):
-            data.append(line[len("data: "):])
-    return events
 
 
 def stream_text(url: str, conversation_id: str, message: str, **kwargs) -> requests.Response:
@@ -72,7 +52,7 @@ def test_text_stream_sends_events_in_order_and_done_is_the_whole_routes_json(url
     with stream_text(url, cid, "부산까지 얼마나 걸려요?") as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        events = read_events(response)
+        events = list(sse.events(response.iter_lines(decode_unicode=True)))
     kinds = [name for name, _ in events]
     assert kinds[0] == "transcript" and events[0][1] == {"text": "부산까지 얼마나 걸려요?"}
     assert kinds[-1] == "done" and kinds[1:-1] == ["sentence", "audio"] * ((len(kinds) - 2) // 2)
@@ -98,7 +78,7 @@ def test_audio_stream_hears_the_recording_first(url, read_speech):
     cid = create(url)
     with requests.post(f"{url}/send/audio/{cid}/stream", files={"audio": ("q.wav", clip.path.read_bytes())},
                        stream=True, timeout=120) as response:
-        events = read_events(response)
+        events = list(sse.events(response.iter_lines(decode_unicode=True)))
     assert events[0][0] == "transcript" and compact(events[0][1]["text"])[:4] == compact(clip.text)[:4]
     assert events[-1][0] == "done" and events[-1][1]["transcript"] == events[0][1]["text"]
     assert len(requests.get(f"{url}/{cid}", timeout=10).json()) == 2
@@ -127,7 +107,7 @@ def test_an_error_after_the_start_is_an_error_event_and_nothing_is_stored(locked
     cid = create(locked_api_url, headers=headers)  # that server's chat engine is down
     with stream_text(locked_api_url, cid, "안녕하세요", headers=headers) as response:
         assert response.status_code == 200
-        events = read_events(response)
+        events = list(sse.events(response.iter_lines(decode_unicode=True)))
     assert [name for name, _ in events] == ["transcript", "error"]
     assert events[1][1]["status"] == 503 and events[1][1]["type"] == "EngineUnavailable"
     assert "chat engine" in events[1][1]["error"]

@@ -24,12 +24,11 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.live_server import live_api, store_rows
-from tests.tiers import tier
+from tests.live_server import KEYED_API_KEY, NEVER_SHOWN_OPENAI_KEY, store_rows
 from voiceqna.config import PROJECT_ROOT
 
-KEY = "bad-input-key-7c1d0e"
-OPENAI_KEY = "sk-never-shown-3b9e55"
+KEY = KEYED_API_KEY
+OPENAI_KEY = NEVER_SHOWN_OPENAI_KEY
 AUTH = {"X-API-Key": KEY}
 SEED = {"messages": ["안녕하세요", "반가워요"], "roles": ["user", "assistant"], "audios": ["SGVsbG8=", ""]}
 
@@ -53,12 +52,9 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-@tier("server")
-def server(tmp_path_factory) -> Server:
-    data_dir = tmp_path_factory.mktemp("bad-input") / "data"
-    with live_api(data_dir, api_key=KEY, openai_api_key=OPENAI_KEY, chat_engine="offline",
-                  max_upload_mb="2", max_audio_s="30") as url:
-        yield Server(url, data_dir)
+def server(keyed_api) -> Server:
+    """The session's keyed server (tests/conftest.py): API_KEY set, offline chat, 2 MB, 30 s."""
+    return Server(*keyed_api)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_server import live_api
 from tests.tiers import tier
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.evaluation import metrics
@@ -51,11 +50,9 @@ def run_script():
 
 
 @pytest.fixture(scope="module")
-@tier("server")
-def server(tmp_path_factory):
-    """One app on its defaults for the scripts that take --url."""
-    with live_api(tmp_path_factory.mktemp("bench") / "data") as url:
-        yield url
+def server(api_url) -> str:
+    """The session's app on its defaults (tests/conftest.py), for the scripts that take --url."""
+    return api_url
 
 
 def test_recognition_compares_the_baseline_with_the_app_on_the_same_clips(run_script, tmp_path):

@@ -17,6 +17,7 @@ import requests
 from tests.conftest import make_settings
 from tests.live_server import live_api, server_env
 from tests.tiers import tier
+from voiceqna import sse
 from voiceqna.compose import build_service
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.engines import chat_llamacpp
@@ -242,16 +243,6 @@ def test_concurrent_conversations_through_the_service_each_keep_their_own_turn(t
         service.close()
 
 
-def sse_events(response: requests.Response) -> list[tuple[str, dict]]:
-    events, name = [], None
-    for line in response.iter_lines(decode_unicode=True):
-        if line.startswith("event: "):
-            name = line[len("event: "):]
-        elif line.startswith("data: "):
-            events.append((name, json.loads(line[len("data: "):])))
-    return events
-
-
 @pytest.mark.server
 def test_the_rest_streaming_route_answers_from_the_local_model(tmp_path):
     with live_api(tmp_path / "data", chat_engine="llamacpp", tts_engine="none", **SHORT) as url:
@@ -261,7 +252,7 @@ def test_the_rest_streaming_route_answers_from_the_local_model(tmp_path):
                            stream=True, timeout=300) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
-            events = sse_events(response)
+            events = list(sse.events(response.iter_lines(decode_unicode=True)))
         stored = requests.get(f"{url}/{cid}", timeout=10).json()
     names = [name for name, _ in events]
     assert names[0] == "transcript" and names[-1] == "done" and "sentence" in names

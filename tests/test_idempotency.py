@@ -9,17 +9,17 @@ the store contract (SQLite, MongoDB): tests/test_store_contract.py."""
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import make_settings
 from tests.fake_openai import FakeOpenAI
-from tests.live_server import live_api, store_rows
-from tests.tiers import tier
+from tests.live_server import store_rows
+from voiceqna import sse
 from voiceqna.compose import build_service
 from voiceqna.errors import InvalidInput
 from voiceqna.ports import Done, Heard, Sentence, SentenceAudio
@@ -28,10 +28,9 @@ SEED = {"messages": ["안녕하세요", "반가워요"], "roles": ["user", "assi
 
 
 @pytest.fixture(scope="module")
-def fake():
-    server = FakeOpenAI(answer="서울이에요. 한국의 수도예요.")
-    yield server
-    server.close()
+def fake(openai_fake):
+    yield openai_fake.reset(answer="서울이에요. 한국의 수도예요.")
+    openai_fake.reset()
 
 
 @pytest.fixture
@@ -132,27 +131,15 @@ def test_concurrent_retries_in_one_process_run_the_engines_once_fake_openai_serv
 
 
 @pytest.fixture(scope="module")
-@tier("server")
-def server(fake, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("idempotency") / "data"
-    with live_api(data_dir, chat_engine="openai", openai_api_key="unused", openai_base_url=fake.base_url) as url:
-        yield url, data_dir
+def server(openai_api, fake) -> tuple[str, Path]:
+    """The session's server on the fake OpenAI chat engine (tests/conftest.py): (URL, DATA_DIR)."""
+    return openai_api
 
 
 def create(url: str) -> str:
     response = requests.post(f"{url}/create", json=SEED, timeout=30)
     assert response.status_code == 201, response.text
     return response.json()["id"]
-
-
-def sse_events(response: requests.Response) -> list[tuple[str, dict]]:
-    events, name = [], None
-    for line in response.iter_lines(decode_unicode=True):
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            events.append((name, json.loads(line[5:])))
-    return events
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
@@ -174,7 +161,7 @@ def test_retried_sends_over_http_keep_one_turn(server, korean_wav, stream):
         for _ in range(3):
             response = send(key)
             assert response.status_code == 200, response.text
-            answers.append(sse_events(response)[-1][1] if stream else response.json())
+            answers.append(list(sse.events(response.iter_lines(decode_unicode=True)))[-1][1] if stream else response.json())
         assert [a["repeated"] for a in answers] == [False, True, True], kind
         assert len({(a["text"], a["audio"], a["transcript"]) for a in answers}) == 1, kind
     assert store_rows(data_dir) == (rows[0], rows[1] + 4)  # one turn per key

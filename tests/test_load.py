@@ -28,11 +28,10 @@ SEED = {"messages": ["안녕하세요", "반가워요"], "roles": ["user", "assi
 
 
 @pytest.fixture(scope="module")
-@tier("server")
-def load_url(tmp_path_factory):
-    """The app on its defaults: real Whisper, offline chat engine, espeak-ng, SQLite."""
-    with live_api(tmp_path_factory.mktemp("load") / "data") as url:
-        yield url
+def load_url(api_url) -> str:
+    """The session's app on its defaults (tests/conftest.py): real Whisper, offline chat engine,
+    espeak-ng, SQLite."""
+    return api_url
 
 
 def test_20_conversations_at_once_keep_exactly_their_turns(load_url):

@@ -17,23 +17,20 @@ from starlette.websockets import WebSocket
 
 from app import build_app
 from tests.conftest import make_settings
-from tests.live_server import live_api
-from tests.tiers import tier
+from tests.live_server import KEYED_API_KEY
 from voiceqna.api import create_api
 from voiceqna.compose import build_service
 from voiceqna.engines.store_sqlite import SQLiteStore
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.ports import ID_PATTERN, new_id
 
-KEY = "security-key-41f0a9"
+KEY = KEYED_API_KEY
 
 
 @pytest.fixture(scope="module")
-@tier("server")
-def server(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("security") / "data"
-    with live_api(data_dir, api_key=KEY) as url:
-        yield url, data_dir
+def server(keyed_api) -> tuple[str, Path]:
+    """The session's keyed server (tests/conftest.py): (URL, DATA_DIR)."""
+    return keyed_api
 
 
 def test_with_an_api_key_no_rest_route_answers_without_it(server):

@@ -10,7 +10,6 @@ Events. One httpx client, which is safe to share between the page's threads.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import queue
 import threading
@@ -20,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from voiceqna import sse
 from voiceqna.errors import BY_NAME, EngineUnavailable, Unauthorized, VoiceQnAError, from_status
 from voiceqna.ports import (
     Done,
@@ -157,7 +157,7 @@ class RemoteTurnStream:
     def _read(self) -> None:
         last: Optional[TurnEvent] = None
         try:
-            for name, data in _sse(self.response.iter_lines()):
+            for name, data in sse.events(self.response.iter_lines()):
                 last = _event(self.conversation_id, name, data)
                 if last is not None:
                     self.events.put(last)
@@ -215,20 +215,6 @@ def _understood() -> Iterator[None]:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         logger.warning("The REST API's answer was not understood: %r", exc)
         raise EngineUnavailable(NOT_THIS_API) from None
-
-
-def _sse(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
-    """(event name, JSON data) for each Server-Sent Event; comments and unknown fields skipped."""
-    name, data = "message", []
-    for line in lines:
-        if not line:
-            if data:
-                yield name, json.loads("\n".join(data))
-            name, data = "message", []
-        elif line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip())
 
 
 def _event(conversation_id: str, name: str, data: dict) -> Optional[TurnEvent]:
