@@ -13,10 +13,12 @@ import pytest
 from tests import live_server
 from tests.fakes import FakeRecognizer
 from tests.fake_openai import FakeOpenAI
-from tests.live_server import API_KEY, CORS_ORIGIN, KEYED_API_KEY, NEVER_SHOWN_OPENAI_KEY, free_port, live_api
+from tests.live_server import (API_KEY, CORS_ORIGIN, KEYED_API_KEY, NEVER_SHOWN_OPENAI_KEY, free_port, live_api,
+                               live_page)
 from tests.tiers import tier, tiers_of
 from voiceqna.compose import build_recognizer
 from voiceqna.engines import asr_whisper
+from voiceqna.evaluation import app_process
 from voiceqna.config import PROJECT_ROOT, Settings
 from voiceqna.evaluation import clips
 from voiceqna.evaluation.clips import Clip
@@ -47,16 +49,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 @pytest.fixture(autouse=True)
-def _no_model_outside_the_model_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A test not marked `model` that loads Whisper fails at once, naming the fix: `make check`
-    stays free of model loads however a test reaches one."""
-    if "model" in tiers_of(request.node):
-        return
+def _stay_in_your_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test not marked `model` that loads Whisper, or not marked `server` that starts the app
+    through the shared helper, fails at once naming the fix: `make check` stays free of both
+    however a test reaches them."""
+    tiers = tiers_of(request.node)
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("This test loads the Whisper model: use the `recognizer` fixture (model tier) "
-                             "or `fake_recognizer` (tests/fakes.py).")
-    monkeypatch.setattr(asr_whisper, "load_model", refuse)
+    def refuse(what: str, fix: str):
+        def refused(*args, **kwargs):
+            raise AssertionError(f"This test {what}: {fix}.")
+        return refused
+    if "model" not in tiers:
+        monkeypatch.setattr(asr_whisper, "load_model", refuse(
+            "loads the Whisper model", "use the `recognizer` fixture (model tier) or `fake_recognizer` (tests/fakes.py)"))
+    if "server" not in tiers:
+        monkeypatch.setattr(app_process, "running_app", refuse(
+            "starts the app", 'use a server fixture of tests/conftest.py, tag its own with @tier("server"), '
+            "or mark it @pytest.mark.server"))
 
 
 @pytest.fixture(scope="session")
@@ -152,3 +161,13 @@ def keyed_api(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     with live_api(data_dir, api_key=KEYED_API_KEY, openai_api_key=NEVER_SHOWN_OPENAI_KEY, chat_engine="offline",
                   max_upload_mb="2", max_audio_s="30") as url:
         yield url, data_dir
+
+
+@pytest.fixture(scope="session")
+@tier("server")
+def https_page(tmp_path_factory) -> Iterator[tuple[str, Path, Path]]:
+    """`python app.py --ssl` (the page and REST under /api) on its defaults: (URL, DATA_DIR, the
+    self-signed certificate it made)."""
+    data_dir = tmp_path_factory.mktemp("page-https") / "data"
+    with live_page(data_dir, "--ssl") as url:
+        yield url, data_dir, data_dir / "tls" / "selfsigned-cert.pem"

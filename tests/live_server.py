@@ -11,14 +11,18 @@ tests using it are in the full tier only; a test that starts one itself is marke
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+import requests
+import urllib3
+
 from voiceqna.evaluation import app_process
 from voiceqna.evaluation.app_process import api_healthy, free_port, server_env
 
-__all__ = ["API_KEY", "CORS_ORIGIN", "KEYED_API_KEY", "NEVER_SHOWN_OPENAI_KEY", "free_port", "live_api", "running_app", "server_env", "store_rows"]
+__all__ = ["API_KEY", "CORS_ORIGIN", "KEYED_API_KEY", "NEVER_SHOWN_OPENAI_KEY", "free_port", "live_api", "live_page", "running_app", "server_env", "store_rows"]
 
 API_KEY = "test-key-9f2c"
 """The key of the `locked_api_url` server (tests/conftest.py)."""
@@ -45,6 +49,25 @@ def running_app(data_dir: Path, flags: list[str], settings: dict[str, str],
     with app_process.running_app(data_dir, flags, settings, ready, scheme) as app:
         STARTED.append(app.url)
         yield app.url
+
+
+@contextmanager
+def live_page(data_dir: Path, *flags: str, **settings: str) -> Iterator[str]:
+    """`python app.py` (the page, REST under /api) on 127.0.0.1; yields its URL once both answer."""
+    scheme = "https" if "--ssl" in flags else "http"
+    with running_app(data_dir, list(flags), settings, page_ready, scheme) as url:
+        yield url
+
+
+def page_ready(url: str) -> bool:
+    """The page and its REST API answer (a self-signed certificate accepted)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            api = requests.get(f"{url}/api/health", timeout=2, verify=False)
+            return api.ok and requests.get(url, timeout=5, verify=False).ok
+    except requests.RequestException:
+        return False
 
 
 @contextmanager

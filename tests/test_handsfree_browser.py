@@ -101,14 +101,6 @@ def test_two_spoken_questions_are_answered_in_order_hands_free(open_page, barge_
     page.wait_for_function("() => document.querySelector('#handsfree .handsfree-state').innerText.includes('듣는 중')")
 
 
-@pytest.fixture(scope="module")
-@tier("server")
-def https_page(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("handsfree-https") / "data"
-    with live_page(data_dir, "--ssl") as url:
-        yield url, data_dir, data_dir / "tls" / "selfsigned-cert.pem"
-
-
 def test_two_tabs_over_ssl_are_two_conversations_and_closing_them_frees_their_sessions(
         open_page, https_page, questions, tmp_path):
     """`python app.py --ssl` opened from another machine on the LAN: no TURN, no other server."""

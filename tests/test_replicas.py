@@ -77,8 +77,10 @@ def store_env(kind: str, tmp_path: Path) -> dict[str, str]:
     return {"STORE": "mongodb", "MONGODB_URI": uri, "MONGODB_DATABASE": f"voiceqna_test_{uuid.uuid4().hex[:12]}"}
 
 
-@pytest.fixture(params=["sqlite", "mongodb"])
-def replicas(request, tmp_path):
+@pytest.fixture(scope="module", params=["sqlite", "mongodb"])
+def replicas(request, tmp_path_factory):
+    """Two replicas on one fresh store, shared by this module's tests (each uses its own conversations)."""
+    tmp_path = tmp_path_factory.mktemp(f"replicas-{request.param}")
     env = dict(os.environ)
     env.update({
         "DATA_DIR": str(tmp_path / "data"),  # one shared data folder: one SQLite file

@@ -14,19 +14,16 @@ import io
 import re
 import tempfile
 import time
-import warnings
 import wave
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import jiwer
 import pytest
 import requests
-import urllib3
 
 from tests.fake_openai import FakeOpenAI
-from tests.live_server import running_app
+from tests.live_server import live_page
 from tests.tiers import tier
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.textnorm import compact
@@ -52,24 +49,6 @@ if not Path(CHROMIUM).is_file():
 # --- the server: the real app.py, page and REST API, on a free loopback port ---
 
 
-@contextmanager
-def live_page(data_dir: Path, *flags: str, **settings: str) -> Iterator[str]:
-    """`python app.py` (the page, REST under /api) on 127.0.0.1; yields its URL once it answers."""
-    scheme = "https" if "--ssl" in flags else "http"
-    with running_app(data_dir, list(flags), settings, _answers, scheme) as url:
-        yield url
-
-
-def _answers(url: str) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-            api = requests.get(f"{url}/api/health", timeout=2, verify=False)
-            return api.ok and requests.get(url, timeout=5, verify=False).ok
-    except requests.RequestException:
-        return False
-
-
 @pytest.fixture(scope="module")
 @tier("server")
 def page_url(tmp_path_factory) -> Iterator[str]:
@@ -78,12 +57,11 @@ def page_url(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-@tier("server")
-def https_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    """`python app.py --ssl`: its URL and the self-signed certificate it made in the data folder."""
-    data_dir = tmp_path_factory.mktemp("page-https") / "data"
-    with live_page(data_dir, "--ssl") as url:
-        yield url, data_dir / "tls" / "selfsigned-cert.pem"
+def https_server(https_page) -> tuple[str, Path]:
+    """`python app.py --ssl` (the session's, tests/conftest.py): its URL and the self-signed
+    certificate it made in the data folder."""
+    url, _, certificate = https_page
+    return url, certificate
 
 
 # --- the browser ---
