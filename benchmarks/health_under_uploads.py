@@ -27,17 +27,15 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import requests
 
 from benchmarks import common
-from voiceqna.config import Settings
+from voiceqna.evaluation import app_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,47 +57,20 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Server:
     """`python app.py --api-only` from `root` on a free loopback port, with a fresh DATA_DIR."""
 
     def __init__(self, root: Path, data_dir: Path, log: Path) -> None:
-        env = dict(os.environ)
-        env.update({f.name.upper(): "" for f in fields(Settings)})
-        env.update({"DATA_DIR": str(data_dir), "MODELS_DIR": str(PROJECT_ROOT / "models"), "MAX_UPLOAD_MB": "25",
-                    "CHAT_ENGINE": "offline", "TTS_ENGINE": "none"})
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "app.py", "--api-only", "--host", "127.0.0.1", "--port", str(self.port), "--no-warm-up",
-             "--log-level", "WARNING"], cwd=root, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 240
-        while True:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the server from {root} exited: see {log}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the server from {root} did not answer: see {log}")
-            time.sleep(0.2)
+        settings = {"MAX_UPLOAD_MB": "25", "CHAT_ENGINE": "offline", "TTS_ENGINE": "none"}
+        app = app_process.start_app(data_dir, ["--api-only", "--log-level", "WARNING"], settings, root=root, log_path=log)
+        self.url, self.process = app.url, app.process
+        try:
+            app_process.wait_until_ready(app, start_timeout_s=240)
+        except app_process.AppDidNotStart as exc:
+            raise SystemExit(f"the server from {root} did not start: {exc}") from None
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        app_process.stop(self.process)
 
 
 def clients(url: str, count: int, stop: multiprocessing.Event, done: multiprocessing.Queue) -> None:

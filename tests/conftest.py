@@ -10,7 +10,6 @@ from typing import Iterator
 
 import pytest
 
-from tests import live_server
 from tests.fakes import FakeRecognizer
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import (API_KEY, CORS_ORIGIN, KEYED_API_KEY, NEVER_SHOWN_OPENAI_KEY, free_port, live_api,
@@ -44,8 +43,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    if live_server.STARTED:
-        terminalreporter.write_line(f"app processes started by the shared helper: {len(live_server.STARTED)}")
+    if app_process.STARTED:  # benchmark scripts run by tests start theirs in processes of their own, not counted
+        terminalreporter.write_line(f"app processes started by the tests: {len(app_process.STARTED)}")
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +62,7 @@ def _stay_in_your_tier(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
         monkeypatch.setattr(asr_whisper, "load_model", refuse(
             "loads the Whisper model", "use the `recognizer` fixture (model tier) or `fake_recognizer` (tests/fakes.py)"))
     if "server" not in tiers:
-        monkeypatch.setattr(app_process, "running_app", refuse(
+        monkeypatch.setattr(app_process, "start_app", refuse(
             "starts the app", 'use a server fixture of tests/conftest.py, tag its own with @tier("server"), '
             "or mark it @pytest.mark.server"))
 

@@ -31,8 +31,6 @@ KEYED_API_KEY = "keyed-api-key-41f0a9"
 """The key of the `keyed_api` server (tests/conftest.py)."""
 NEVER_SHOWN_OPENAI_KEY = "sk-never-shown-3b9e55"
 """The `keyed_api` server's OPENAI_API_KEY (its chat engine is offline): no answer may show it."""
-STARTED: list[str] = []
-"""The base URL of each app process started in this test session (conftest reports the count)."""
 
 
 def store_rows(data_dir: Path) -> tuple[int, int]:
@@ -47,7 +45,6 @@ def running_app(data_dir: Path, flags: list[str], settings: dict[str, str],
                 ready: Callable[[str], bool] = api_healthy, scheme: str = "http") -> Iterator[str]:
     """`python app.py FLAGS --no-warm-up` on 127.0.0.1 and a free port; yields its base URL once `ready(url)`."""
     with app_process.running_app(data_dir, flags, settings, ready, scheme) as app:
-        STARTED.append(app.url)
         yield app.url
 
 

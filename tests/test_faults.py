@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import free_port, live_api, server_env, store_rows
 from tests.tiers import tier
-from voiceqna.evaluation.app_process import AppProcess, wait_until_ready
+from voiceqna.evaluation.app_process import start_app, wait_until_ready
 from voiceqna.api import create_api
 from voiceqna.engines.chat_offline import OfflineChatEngine
 from voiceqna.config import PROJECT_ROOT
@@ -191,18 +191,14 @@ def test_sigkill_mid_turns_then_restart_keeps_only_whole_turns(fake, tmp_path):
     flight); the server is killed with SIGKILL; a new one on the same DATA_DIR must find every
     acknowledged turn, nothing half-written, and a sound SQLite file."""
     data_dir, log_path = tmp_path / "data", tmp_path / "server.log"
-    env = server_env(data_dir, {"CHAT_ENGINE": "openai", "OPENAI_API_KEY": "unused",
-                                "OPENAI_BASE_URL": fake.base_url, "TTS_ENGINE": "none"})
+    settings = {"CHAT_ENGINE": "openai", "OPENAI_API_KEY": "unused", "OPENAI_BASE_URL": fake.base_url,
+                "TTS_ENGINE": "none"}
     fake.delay_s = 0.2
 
     def start() -> tuple[subprocess.Popen, str]:
-        port = free_port()
-        process = subprocess.Popen([sys.executable, "app.py", "--api-only", "--host", "127.0.0.1", "--port",
-                                    str(port), "--no-warm-up"], cwd=PROJECT_ROOT, env=env,
-                                   stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        wait_until_ready(AppProcess(url, process, log_path))
-        return process, url
+        app = start_app(data_dir, ["--api-only"], settings, log_path=log_path)
+        wait_until_ready(app)
+        return app.process, app.url
 
     process, url = start()
     ids = [requests.post(f"{url}/create", json={}, timeout=30).json()["id"] for _ in range(20)]

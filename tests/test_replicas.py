@@ -7,9 +7,6 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
-import subprocess
-import sys
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -18,8 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.live_server import free_port
-from voiceqna.config import PROJECT_ROOT
+from voiceqna.evaluation.app_process import start_app, stop, wait_until_ready
 
 pytestmark = pytest.mark.server  # every test here starts app processes (Replica)
 
@@ -27,26 +23,14 @@ STARTUP_DEADLINE_S = 180  # a generous limit to report a server that never answe
 
 
 class Replica:
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log_dir / f"{name}.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "app.py", "--api-only", "--host", "127.0.0.1", "--port", str(self.port), "--no-warm-up"],
-            cwd=PROJECT_ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-        )
+    """One app process (voiceqna.evaluation.app_process), started now, waited for by wait_ready."""
+
+    def __init__(self, name: str, data_dir: Path, settings: dict[str, str], log_dir: Path) -> None:
+        self.app = start_app(data_dir, ["--api-only"], settings, log_path=log_dir / f"{name}.log")
+        self.url, self.process, self.log = self.app.url, self.app.process, self.app.log_path
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"{self.url} exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=2).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        pytest.fail(f"{self.url} never answered /health:\n{self.log.read_text()[-3000:]}")
+        wait_until_ready(self.app, start_timeout_s=STARTUP_DEADLINE_S)
 
     def send(self, conversation_id: str, text: str) -> dict:
         response = requests.post(f"{self.url}/send/text/{conversation_id}", json={"message": text, "role": "user"},
@@ -60,12 +44,7 @@ class Replica:
         return response.json()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
 
 
 def store_env(kind: str, tmp_path: Path) -> dict[str, str]:
@@ -81,17 +60,9 @@ def store_env(kind: str, tmp_path: Path) -> dict[str, str]:
 def replicas(request, tmp_path_factory):
     """Two replicas on one fresh store, shared by this module's tests (each uses its own conversations)."""
     tmp_path = tmp_path_factory.mktemp(f"replicas-{request.param}")
-    env = dict(os.environ)
-    env.update({
-        "DATA_DIR": str(tmp_path / "data"),  # one shared data folder: one SQLite file
-        "MODELS_DIR": str(PROJECT_ROOT / "models"),
-        "CHAT_ENGINE": "offline",
-        "TTS_ENGINE": "espeak",
-        "API_KEY": "",
-        "API_URL": "",
-    })
-    env.update(store_env(request.param, tmp_path))
-    pair = [Replica(name, env, tmp_path) for name in ("a", "b")]  # started together, on one fresh store
+    settings = {"CHAT_ENGINE": "offline", "TTS_ENGINE": "espeak", **store_env(request.param, tmp_path)}
+    data_dir = tmp_path / "data"  # one shared data folder: one SQLite file
+    pair = [Replica(name, data_dir, settings, tmp_path) for name in ("a", "b")]  # started together, on one fresh store
     try:
         for replica in pair:
             replica.wait_ready()
@@ -99,10 +70,10 @@ def replicas(request, tmp_path_factory):
     finally:
         for replica in pair:
             replica.stop()
-        if env["STORE"] == "mongodb":
+        if settings["STORE"] == "mongodb":
             import pymongo
 
-            pymongo.MongoClient(env["MONGODB_URI"]).drop_database(env["MONGODB_DATABASE"])
+            pymongo.MongoClient(settings["MONGODB_URI"]).drop_database(settings["MONGODB_DATABASE"])
 
 
 def assert_whole_turns(messages: list[dict]) -> list[str]:

@@ -27,6 +27,10 @@ START_TIMEOUT_S = 300.0
 """Long enough for a cold start on 2 busy cores (the Whisper model and Gradio load at start)."""
 
 
+STARTED: list[str] = []
+"""The base URL of each app this process started (the test session reports the count)."""
+
+
 class AppDidNotStart(RuntimeError):
     """The app exited or did not answer in time; the message ends with its log."""
 
@@ -64,30 +68,37 @@ def api_healthy(base_url: str) -> bool:
         return False
 
 
+def start_app(data_dir: Path, flags: Sequence[str] = ("--api-only",), settings: Mapping[str, str] | None = None, *,
+              scheme: str = "http", warm_up: bool = False, root: Path = PROJECT_ROOT,
+              log_path: Path | None = None) -> AppProcess:
+    """`python app.py FLAGS` from `root` on 127.0.0.1 and a free port, not waited for (see
+    wait_until_ready). warm_up=False passes --no-warm-up (tests); benchmarks warm up as production
+    does. The log goes to `log_path` (appended), by default server-PORT.log beside `data_dir`."""
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_path or data_dir.parent / f"server-{port}.log"
+    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *flags]
+    if not warm_up:
+        command.append("--no-warm-up")
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, cwd=root, env=server_env(data_dir, settings or {}),
+                                   stdout=log, stderr=subprocess.STDOUT)
+    STARTED.append(f"{scheme}://127.0.0.1:{port}")
+    return AppProcess(STARTED[-1], process, log_path)
+
+
 @contextmanager
 def running_app(data_dir: Path, flags: Sequence[str] = ("--api-only",), settings: Mapping[str, str] | None = None,
                 ready: Callable[[str], bool] = api_healthy, scheme: str = "http", warm_up: bool = False,
                 start_timeout_s: float = START_TIMEOUT_S) -> Iterator[AppProcess]:
-    """`python app.py FLAGS` on 127.0.0.1 and a free port; yields once `ready(url)`, stops it after.
-
-    warm_up=False passes --no-warm-up (tests); benchmarks warm up as production does.
-    Raises AppDidNotStart, with the app's log, if it exits or is not ready in time.
-    """
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"server-{port}.log"
-    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *flags]
-    if not warm_up:
-        command.append("--no-warm-up")
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=server_env(data_dir, settings or {}),
-                                   stdout=log, stderr=subprocess.STDOUT)
-    app = AppProcess(f"{scheme}://127.0.0.1:{port}", process, log_path)
+    """start_app, then yields once `ready(url)`; stops it afterwards. Raises AppDidNotStart, with
+    the app's log, if it exits or is not ready in time."""
+    app = start_app(data_dir, flags, settings, scheme=scheme, warm_up=warm_up)
     try:
         wait_until_ready(app, ready, start_timeout_s)
         yield app
     finally:
-        stop(process)
+        stop(app.process)
 
 
 def wait_until_ready(app: AppProcess, ready: Callable[[str], bool] = api_healthy,
