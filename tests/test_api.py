@@ -397,9 +397,9 @@ def test_info_describes_the_engines_and_limits(api_url):
     assert info["limits"]["max_upload_bytes"] == 1024 * 1024
 
 
-def test_routes_work_mounted_under_api_as_in_the_page(settings, recognizer):
+def test_routes_work_mounted_under_api_as_in_the_page(settings, fake_recognizer):
     root = FastAPI()
-    root.mount("/api", create_api(build_service(settings, recognizer), settings))
+    root.mount("/api", create_api(build_service(settings, fake_recognizer), settings))
     client = TestClient(root)
     created = client.post("/api/create", json=SEED_CREATE)
     assert created.status_code == 201
@@ -445,7 +445,7 @@ def test_a_client_that_writes_its_whole_body_first_gets_the_413_json(api_url, ro
     assert conversation(api_url, conversation_id) == SEED_CONVERSATION
 
 
-def test_json_and_base64_of_large_bodies_run_off_the_event_loop(settings, recognizer, monkeypatch):
+def test_json_and_base64_of_large_bodies_run_off_the_event_loop(settings, fake_recognizer, monkeypatch):
     """Parsing a 25 MB /create body, decoding its base64, and encoding a long conversation for
     GET take long enough to stall every other request (/health included) if they ran on the
     event loop: each must run on a worker thread (where no event loop runs)."""
@@ -468,7 +468,7 @@ def test_json_and_base64_of_large_bodies_run_off_the_event_loop(settings, recogn
     monkeypatch.setattr(bodies.json, "loads", watched("json.loads", bodies.json.loads))
     monkeypatch.setattr(schemas.binascii, "a2b_base64", watched("a2b_base64", schemas.binascii.a2b_base64))
     monkeypatch.setattr(schemas.binascii, "b2a_base64", watched("b2a_base64", schemas.binascii.b2a_base64))
-    client = TestClient(create_api(build_service(settings, recognizer), settings))
+    client = TestClient(create_api(build_service(settings, fake_recognizer), settings))
     created = client.post("/create", json=SEED_CREATE)
     assert created.status_code == 201
     conversation_id = created.json()["id"]

@@ -5,7 +5,8 @@ history read as text only.
 
 The chat engine is a FAKE OpenAI-compatible server (OpenAI cannot be reached here) that holds
 each request until the test lets it go, so a test decides when an answer is written instead
-of timing anything. Whisper base, espeak-ng and SQLite are real.
+of timing anything. The recognizer is a fake (tests/fakes.py: the gate's logic does not
+depend on what is heard); espeak-ng and SQLite are real.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ def fake():
 
 
 @pytest.fixture
-def service(fake, tmp_path, recognizer):
+def service(fake, tmp_path, fake_recognizer):
     """One spoken turn recognised at a time, none waiting: the gate holds exactly one."""
     settings = make_settings(tmp_path / "data", chat_engine="openai", openai_api_key="unused",
                              openai_base_url=fake.base_url, tts_engine="none")
-    service = build_service(settings, recognizer=recognizer)
+    service = build_service(settings, recognizer=fake_recognizer)
     service.limits = Limits(recognitions_at_once=1, max_waiting_recognitions=0)
     service.gate = type(service.gate)(1, 0)
     return service
@@ -158,11 +159,11 @@ class TracedConnection(store_sqlite._Connection):
         self.set_trace_callback(TracedConnection.statements.append)
 
 
-def test_a_spoken_turn_reads_no_audio_from_the_store(fake, tmp_path, recognizer, korean_wav, monkeypatch):
+def test_a_spoken_turn_reads_no_audio_from_the_store(fake, tmp_path, fake_recognizer, korean_wav, monkeypatch):
     monkeypatch.setattr(store_sqlite, "_Connection", TracedConnection)
     settings = make_settings(tmp_path / "data", chat_engine="openai", openai_api_key="unused",
                              openai_base_url=fake.base_url)
-    service = build_service(settings, recognizer=recognizer)
+    service = build_service(settings, recognizer=fake_recognizer)
     fake.hold.set()
     cid = service.create()
     clip = korean_wav("고마워요").read_bytes()

@@ -70,10 +70,10 @@ def test_the_key_must_match_whole(server, headers, status):
     assert requests.get(f"{url}/info", headers=headers, timeout=30).status_code == status
 
 
-def test_the_page_and_its_own_api_need_the_key_too(tmp_path, recognizer):
+def test_the_page_and_its_own_api_need_the_key_too(tmp_path, fake_recognizer):
     """The app as `python app.py` builds it: the real page at /, the REST routes at /api."""
     settings = make_settings(tmp_path / "data", api_key=KEY)
-    client = TestClient(build_app(settings, build_service(settings, recognizer), api_only=False))
+    client = TestClient(build_app(settings, build_service(settings, fake_recognizer), api_only=False))
     assert client.get("/").status_code == 200  # the login form
     for method, path in [("GET", "/config"), ("GET", "/gradio_api/info"), ("POST", "/gradio_api/queue/join"),
                          ("POST", "/gradio_api/upload"), ("GET", "/gradio_api/file=/etc/hostname"),
@@ -90,9 +90,9 @@ def test_the_page_and_its_own_api_need_the_key_too(tmp_path, recognizer):
     assert client.post("/api/create", json={}, headers={"X-API-Key": KEY}).status_code == 201
 
 
-def test_without_a_key_the_page_opens_directly(tmp_path, recognizer):
+def test_without_a_key_the_page_opens_directly(tmp_path, fake_recognizer):
     settings = make_settings(tmp_path / "data")
-    client = TestClient(build_app(settings, build_service(settings, recognizer), api_only=False))
+    client = TestClient(build_app(settings, build_service(settings, fake_recognizer), api_only=False))
     assert client.get("/config").status_code == 200 and client.get("/api/health").status_code == 200
 
 
