@@ -35,6 +35,12 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "data")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Scripts the tests run (`python benchmarks/X.py`) import this checkout, not whichever one the
+    venv's editable install points at (several checkouts may share one venv)."""
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with the tiers of the fixtures it uses (model, server, browser, bench)."""
     for item in items:
