@@ -17,6 +17,7 @@ earlier H100 run did by hand).
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import glob
 import os
@@ -49,19 +50,25 @@ def link_cublas() -> str | None:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", default="read,silence,noise,cut", help="comma-separated sets (default: %(default)s)")
+    args = parser.parse_args()
     if not cublas_12_loads() and "VOICEQNA_CUBLAS_LINKED" not in os.environ:
         folder = link_cublas()
         if folder:
             env = dict(os.environ, VOICEQNA_CUBLAS_LINKED="1",
                        LD_LIBRARY_PATH=f"{folder}:{os.environ.get('LD_LIBRARY_PATH', '')}")
             os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() == 0:
+        print("gpu_check.py needs a CUDA GPU and found none: run it on a machine with one "
+              "(benchmarks/accuracy.py measures the same on CPU)", file=sys.stderr)
+        return 1
     from benchmarks import accuracy
 
-    sets = "read,silence,noise,cut"
-    if "--sets" in sys.argv:
-        sets = sys.argv[sys.argv.index("--sets") + 1]
     out = Path(os.environ.get("OUT") or tempfile.gettempdir()) / "gpu-accuracy.json"
-    return accuracy.main(["--sets", sets, "--device", "cuda", "--compute-type", "float16", "--out", str(out)])
+    return accuracy.main(["--sets", args.sets, "--device", "cuda", "--compute-type", "float16", "--out", str(out)])
 
 
 if __name__ == "__main__":

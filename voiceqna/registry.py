@@ -90,7 +90,7 @@ def build(stage: str, name: str, settings: Any) -> Any:
 
 
 def markdown_table() -> str:
-    """README's table of engines (tests/test_registry.py checks README holds it)."""
+    """README's table of engines (tests/test_architecture.py checks README holds it)."""
     rows = ["| setting | value | engine |", "| --- | --- | --- |"]
     rows += [f"| `{STAGES[s.stage]}` | `{s.name}` | {s.summary} |" for s in ENGINES]
     return "\n".join(rows) + "\n"
