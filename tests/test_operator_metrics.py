@@ -50,9 +50,9 @@ class FakeRecognizer:
         pass
 
 
-def make_service(settings, recognizer=None, limits: Limits = Limits()) -> ChatService:
+def make_service(settings, recognizer=None, limits: Limits | None = None) -> ChatService:
     return ChatService(recognizer or FakeRecognizer(), OfflineChatEngine(KnowledgeBase.load(settings.knowledge_base)),
-                       SilentSynthesizer(), SQLiteStore(settings.sqlite_path), limits)
+                       SilentSynthesizer(), SQLiteStore(settings.sqlite_path), limits or Limits())
 
 
 def scrape(client: TestClient, **headers: str) -> dict[tuple[str, tuple], float]:

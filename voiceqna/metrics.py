@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from voiceqna.ports import Failed, Timings, TurnEvent
 
+
 @dataclass(frozen=True)
 class FrontDoor:
     """Where a turn was asked for: `route` "rest" or "page"; `streamed` as the client asked
@@ -25,15 +26,17 @@ class FrontDoor:
     streamed: Optional[bool] = None
 
 
-ROUTE: ContextVar[FrontDoor] = ContextVar("voiceqna_route", default=FrontDoor())
-"""The front door of the turns asked for in this context (the REST API sets it for its requests)."""
+PAGE = FrontDoor()
+ROUTE: ContextVar[FrontDoor] = ContextVar("voiceqna_route")
+"""The front door of the turns asked for in this context (the REST API sets it for its requests;
+PAGE where nothing did)."""
 
 SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
 """Histogram buckets, from a short clip's decoding to a long answer spoken on a busy CPU."""
 
 
 def current_route() -> FrontDoor:
-    return ROUTE.get()
+    return ROUTE.get(PAGE)
 
 
 class RestRoute:
