@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Korean Voice Q&A as a container image (see docs/deployment.md):
 #   docker build -t voiceqna .                          (podman build works the same)
 #   docker run -p 7860:7860 -v voiceqna-data:/data voiceqna               page + REST under /api
