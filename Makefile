@@ -10,8 +10,9 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_RUNTIME := $(shell grep -v '^\#' packages.txt)
 APT_DEV     := $(shell grep -v '^\#' packages-dev.txt)
+comma := ,
 
-.PHONY: run test check install install-dev system system-dev
+.PHONY: run test check install install-dev system system-dev image
 
 run: install
 	$(BIN)/python app.py $(ARGS)
@@ -52,3 +53,18 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-eval.
 	$(BIN)/pip install -q --no-deps -r requirements-dev-nodeps.txt
 	$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=compat
 	touch $@ $(VENV)/.installed
+
+# The container image (Dockerfile), built with docker or podman, whichever runs here (podman in the
+# docker format, which keeps the HEALTHCHECK; CONTAINER_ENGINE=podman picks one).
+#   make image                                   IMAGE=voiceqna:latest
+#   make image EXTRA_CA=/etc/ssl/certs/ca-certificates.crt   trust a proxy's CA bundle during the build only
+#   make image BUILD_FLAGS=--pull=never          extra flags for `build`
+IMAGE       ?= voiceqna:latest
+EXTRA_CA    ?=
+BUILD_FLAGS ?=
+
+image:
+	@engine=$${CONTAINER_ENGINE:-$$(for e in docker podman; do $$e info >/dev/null 2>&1 && { echo $$e; break; }; done)}; \
+	if [ -z "$$engine" ]; then echo "make image: neither docker nor podman runs here (see docs/deployment.md)" >&2; exit 1; fi; \
+	format=; [ $$engine = podman ] && format="--format docker"; \
+	set -x; DOCKER_BUILDKIT=1 $$engine build $$format $(if $(EXTRA_CA),--secret id=extra-ca$(comma)src=$(EXTRA_CA)) $(BUILD_FLAGS) -t $(IMAGE) .

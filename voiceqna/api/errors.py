@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,7 +31,9 @@ def error_body(exc: VoiceQnAError) -> dict:
     return {"error": str(exc), "status": kind_of(exc).status, "type": type(exc).__name__}
 
 
-def add_error_handlers(api: FastAPI) -> None:
+def add_error_handlers(api: FastAPI, count: Callable[[str], None] = lambda kind: None) -> None:
+    """JSON errors on `api`; `count(type)` is told of each (GET /metrics)."""
+
     async def project_error(request: Request, exc: VoiceQnAError) -> JSONResponse:
         body = error_body(exc)
         logger.info("%s %s → %d %s: %s", request.method, request.url.path, body["status"], body["type"], exc)
@@ -59,12 +63,19 @@ def add_error_handlers(api: FastAPI) -> None:
         return error_response(500, "Internal error: the server logged the details. Try again, "
                                    "or report it if it persists.", "InternalError")
 
-    api.add_exception_handler(VoiceQnAError, project_error)
-    api.add_exception_handler(RequestValidationError, validation_error)
-    api.add_exception_handler(ValidationError, validation_error)
-    api.add_exception_handler(StarletteHTTPException, http_error)
-    api.add_exception_handler(ClientDisconnect, disconnected)
-    api.add_exception_handler(Exception, unexpected)
+    def counted(handler: Callable) -> Callable:
+        async def answer(request: Request, exc: Exception) -> JSONResponse:
+            response = await handler(request, exc)
+            count(json.loads(response.body)["type"])
+            return response
+        return answer
+
+    api.add_exception_handler(VoiceQnAError, counted(project_error))
+    api.add_exception_handler(RequestValidationError, counted(validation_error))
+    api.add_exception_handler(ValidationError, counted(validation_error))
+    api.add_exception_handler(StarletteHTTPException, counted(http_error))
+    api.add_exception_handler(ClientDisconnect, counted(disconnected))
+    api.add_exception_handler(Exception, counted(unexpected))
 
 
 def describe_validation(errors: list[dict]) -> str:

@@ -10,6 +10,7 @@ the streamed turns beside it.
     POST /reset/<id>              → 200 {"messages": [], "roles": [], "audio": []}
     POST /transcribe              a recording (as for /send/audio) → 200 {"text"}: speech to text only
     GET  /info, /health           engine descriptions and limits; liveness
+    GET  /metrics                 counters for Prometheus (voiceqna.metrics), with the key as any route
 
 `audio` is base64 everywhere. Turns run on threads of the service (voiceqna.service); a route
 only waits for their events, so reads and /health never queue behind a turn.
@@ -27,6 +28,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response, StreamingResponse
 
+from voiceqna import metrics as operator_metrics
 from voiceqna.api.auth import OPEN_PATH, RequireKey
 from voiceqna.api.bodies import parse_json, read_audio, read_body
 from voiceqna.api.errors import add_error_handlers
@@ -105,7 +107,9 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
         responses={status: {"model": ErrorOut} for status in (400, 404, 408, 413, 415, 422, 503)},
         lifespan=lifespan,
     )
-    add_error_handlers(api)
+    metrics = operator_metrics.of(service)
+    add_error_handlers(api, metrics.error)
+    api.add_middleware(operator_metrics.RestRoute)
     if settings.api_key:  # added before CORS, so CORS wraps it: preflights pass, and 401s carry CORS headers
         api.add_middleware(RequireKey, key=settings.api_key)
     if settings.cors_origins:
@@ -148,6 +152,11 @@ def create_api(service: VoiceChat, settings: Settings) -> FastAPI:
     @api.get(OPEN_PATH, summary="Liveness (the one path that never needs the key)")
     async def health() -> dict[str, str]:  # async: answers at once, whatever the thread pool is doing
         return {"status": "ok"}
+
+    @api.get("/metrics", include_in_schema=False)
+    async def metrics_text() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @api.get("/info", response_model=InfoOut, summary="Engines and limits")
     async def info() -> InfoOut:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
+from voiceqna import metrics as operator_metrics
 from voiceqna.config import HandsFreeOptions
 from voiceqna.endpointing import State
 from voiceqna.errors import BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, VoiceQnAError, kind_of
@@ -170,6 +171,7 @@ class PageHandlers:
         self.service = service
         self.files = files or AudioFiles()
         self.hands_free = HandsFreeSessions(service, hands_free)
+        operator_metrics.of(service).watch_handsfree(self.hands_free)  # GET /metrics counts the open sessions
         self.running: dict[str, TurnEvents] = {}
         """Streamed turns being shown, by their Playback.turn: what `interrupt` can cut short."""
 

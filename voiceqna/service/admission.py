@@ -19,7 +19,13 @@ class RecognitionGate:
         self.slots = threading.Semaphore(at_once)
         self.capacity = at_once + waiting
         self.admitted = 0
+        self.recognising = 0
         self._lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Admitted turns not yet at the recognizer (GET /metrics)."""
+        return self.admitted - self.recognising
 
     def reserve(self) -> "Ticket":
         with self._lock:
@@ -42,8 +48,12 @@ class Ticket:
 
     def __enter__(self) -> None:
         self.gate.slots.acquire()
+        with self.gate._lock:
+            self.gate.recognising += 1
 
     def __exit__(self, *exc: object) -> None:
+        with self.gate._lock:
+            self.gate.recognising -= 1
         self.gate.slots.release()
         self.release()
 

@@ -23,13 +23,14 @@ import logging
 import time
 import unicodedata
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Generator, Iterator, Optional, Sequence
 
 import numpy as np
 
 from voiceqna import audio
-from voiceqna.errors import AudioTooLarge, EngineUnavailable, InvalidInput, VoiceQnAError, shown
+from voiceqna.errors import AudioTooLarge, EngineUnavailable, InvalidInput, Overloaded, VoiceQnAError, shown
+from voiceqna.metrics import Metrics, current_route
 from voiceqna.ports import (
     ChatEngine,
     ConversationStore,
@@ -90,6 +91,9 @@ class _Turn:
     """The client's idempotency key, with the fingerprint of what it asked."""
     repeat: Optional[StoredTurn] = None
     """The turn already stored under `key`: this request is a retry, answered from the store."""
+    kind: str = "text"
+    route: str = field(default_factory=current_route)
+    """The front door that asked for it (GET /metrics), read in the asking thread."""
 
 
 class _Repeat(Exception):
@@ -115,6 +119,7 @@ class ChatService:
         store: ConversationStore,
         limits: Limits = Limits(),
         speech_text: Callable[[str], str] = str,
+        metrics: Optional[Metrics] = None,
     ) -> None:
         """`speech_text` turns a sentence as written into what the synthesizer reads
         (`voiceqna.textnorm.spoken`: numbers, dates and Latin letters read the Korean way)."""
@@ -126,6 +131,8 @@ class ChatService:
         self.speech_text = speech_text
         self.gate = RecognitionGate(limits.recognitions_at_once, limits.max_waiting_recognitions)
         self.locks = ConversationLocks()
+        self.metrics = metrics or Metrics()
+        self.metrics.watch_gate(lambda: self.gate.waiting)
 
     @property
     def info(self) -> EngineInfo:
@@ -211,7 +218,7 @@ class ChatService:
                 f"The upload is {len(data) / 1e6:.1f} MB, over the limit of "
                 f"{self.limits.max_upload_bytes / 1e6:.1f} MB: send a shorter clip."
             )
-        turn = _Turn(conversation_id, started, Timings())
+        turn = _Turn(conversation_id, started, Timings(), kind="audio")
         if key:
             turn.key = TurnKey(checked_key(key), fingerprint(b"audio", data))
         if conversation_id:
@@ -219,7 +226,11 @@ class ChatService:
         if turn.repeat is None:
             with _stopwatch(turn.timings, "decode_ms"):
                 turn.samples = audio.decode(data, max_seconds=self.limits.max_audio_s)
-            turn.ticket = self.gate.reserve()
+            try:
+                turn.ticket = self.gate.reserve()
+            except Overloaded:
+                self.metrics.refused.inc()
+                raise
         return turn
 
     def _look_up(self, turn: _Turn) -> None:
@@ -271,6 +282,8 @@ class ChatService:
         finally:
             if turn.ticket:
                 turn.ticket.release()
+        self.metrics.turn_ended(turn.route, turn.kind, stream is not None, last, turn.timings,
+                                cancelled=bool(stream and stream.cancelled))
         emit(last)
         return last
 
