@@ -21,6 +21,11 @@ CLIP = "sub100100a00000.wav"  # 2.7 s: "저 식당 음식이 정말 맛있나 �
 EARLIER = [Message("user", "안녕", b"client bytes"), Message("assistant", "안녕하세요!")]
 
 
+def after_turn(updates):
+    """The page as a streamed turn leaves it: its last update."""
+    return list(updates)[-1]
+
+
 @pytest.fixture(scope="module")
 def clip(read_speech):
     (found,) = [c for c in read_speech if c.path.name == CLIP]
@@ -141,7 +146,7 @@ def test_remote_errors_never_show_api_url_on_the_page(where, tmp_path):
     try:
         shown = [handlers.engine_info()]
         for update in (handlers.new_conversation(), handlers.open_conversation(cid, [], ""),
-                       handlers.ask_text(cid, [], "안녕"), handlers.ask_audio(cid, [], str(tmp_path / "none.wav"))):
+                       after_turn(handlers.stream_text(cid, [], "안녕")), after_turn(handlers.stream_audio(cid, [], str(tmp_path / "none.wav")))):
             shown += [update.status, update.error]
             assert update.error  # each action failed, and said so
         for call in (lambda: remote.stream_text(cid, "안녕").result(), lambda: remote.stream_audio(cid, b"RIFF").result(),

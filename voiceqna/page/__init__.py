@@ -6,6 +6,7 @@ handlers.py    what the buttons and the API do: plain functions over the service
 assets/        page.css, page.js (the microphone/HTTPS check), player.js (the answer's audio queue)
 """
 
+from voiceqna.page.handlers import PageHandlers
 from voiceqna.page.layout import build_page, mount_options
 
-__all__ = ["build_page", "mount_options"]
+__all__ = ["PageHandlers", "build_page", "mount_options"]

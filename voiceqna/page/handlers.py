@@ -173,6 +173,10 @@ class PageHandlers:
         self.running: dict[str, TurnEvents] = {}
         """Streamed turns being shown, by their Playback.turn: what `interrupt` can cut short."""
 
+    def close(self) -> None:
+        """The server is shutting down: every hands-free session ends (their turns are still stored)."""
+        self.hands_free.close_all()
+
     def engine_info(self) -> str:
         try:
             info = self.service.info
@@ -206,18 +210,6 @@ class PageHandlers:
             self.chat_messages(messages),
             status=f"대화를 열었어요 (opened): 메시지 {len(messages)}개",
         )
-
-    def ask_text(self, conversation_id: str, chat: list[ChatMessage], text: str) -> PageUpdate:
-        if not (text or "").strip():
-            return failed(conversation_id, chat, InvalidInput("The message is empty: type a question first."))
-        return self._turn(conversation_id, chat, lambda cid: self.service.send_text(cid, text))
-
-    def ask_audio(self, conversation_id: str, chat: list[ChatMessage], audio_path: str | None) -> PageUpdate:
-        try:
-            data = read_upload(audio_path)
-        except VoiceQnAError as exc:
-            return failed(conversation_id, chat, exc)
-        return self._turn(conversation_id, chat, lambda cid: self.service.send_audio(cid, data))
 
     # --- streamed turns: the answer is shown and heard sentence by sentence as it is written ---
 
@@ -412,15 +404,6 @@ class PageHandlers:
         audio = self.files.save(result.audio) if result.audio else None
         return Answer(result.transcript, result.text, audio, conversation_id)
 
-    def _turn(self, conversation_id: str, chat: list[ChatMessage], send: Callable[[str], TurnResult]) -> PageUpdate:
-        try:
-            if not conversation_id:
-                conversation_id = self.service.create()
-            result: TurnResult = send(conversation_id)
-        except Exception as exc:
-            return failed(conversation_id, chat, exc)
-        return self._answered(conversation_id, chat, result)
-
     def _answered(self, conversation_id: str, chat: list[ChatMessage], result: TurnResult) -> PageUpdate:
         """The page after a turn: the question and the answer (with its player) added, timings."""
         answer_audio = self.files.save(result.audio) if result.audio else None
@@ -463,7 +446,7 @@ def _events(stream: TurnEvents, poll_s: float = 0.1) -> Iterator[TurnEvent | Non
         event = stream.next_event(timeout=poll_s)
         if event is not None:
             yield event
-        elif not told and getattr(stream, "holding", False):
+        elif not told and stream.holding:
             told = True
             yield None
 
