@@ -21,7 +21,8 @@ from tests.fake_openai import FakeOpenAI
 from voiceqna.compose import build_service
 from voiceqna.engines import store_sqlite
 from voiceqna.errors import Overloaded
-from voiceqna.page.handlers import AudioFiles, PageHandlers
+from voiceqna.page.audio_files import AudioFiles
+from voiceqna.page.handlers import PageHandlers
 from voiceqna.ports import Heard
 from voiceqna.service import Limits
 

@@ -11,7 +11,8 @@ import pytest
 from tests.live_server import API_KEY, free_port
 from voiceqna.errors import (AudioTooLarge, BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, NotFound, Unauthorized,
                              VoiceQnAError)
-from voiceqna.page.handlers import AudioFiles, PageHandlers
+from voiceqna.page.audio_files import AudioFiles
+from voiceqna.page.handlers import PageHandlers
 from voiceqna.remote import RemoteService
 from voiceqna.ports import EngineInfo, Message, TurnResult
 from voiceqna.service import ChatService

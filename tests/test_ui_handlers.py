@@ -16,7 +16,9 @@ from voiceqna.compose import build_service
 from voiceqna.ports import Timings
 from voiceqna.ports import Message
 from voiceqna.textnorm import compact
-from voiceqna.page.handlers import AudioFiles, PageHandlers, audio_suffix, format_timings
+from voiceqna.page.audio_files import AudioFiles, audio_suffix
+from voiceqna.page.handlers import PageHandlers
+from voiceqna.page.views import format_timings
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ from voiceqna.audio import SAMPLE_RATE
 from voiceqna.config import Settings, WhisperOptions
 from voiceqna.engines import asr_vad
 from voiceqna.engines import asr_whisper_models as models
+from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import EngineUnavailable
-from voiceqna.ports import Recognizer, Transcript
+from voiceqna.ports import Transcript
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +93,17 @@ def build(settings: Settings) -> "WhisperRecognizer":
     return WhisperRecognizer(settings.whisper, settings.models_dir)
 
 
-class WhisperRecognizer(Recognizer):
+class WhisperRecognizer(BaseEngine):
     """faster-whisper, Korean, with the guards above. Thread-safe; the model is shared."""
 
     def __init__(self, options: WhisperOptions, models_dir) -> None:
         from faster_whisper.vad import VadOptions
 
-        from voiceqna.engines.asr_whisper_window import MAX_SPEECH_S, Thresholds, WindowDecoder  # imports CTranslate2
+        from voiceqna.engines.asr_whisper_window import (  # imports CTranslate2
+            MAX_SPEECH_S,
+            Thresholds,
+            WindowDecoder,
+        )
 
         self.options = options
         self.model, self.device, self.compute_type = load_model(options, models_dir)

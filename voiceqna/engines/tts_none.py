@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from voiceqna.config import Settings
-from voiceqna.ports import Synthesizer
+from voiceqna.engines.base import BaseEngine
 
 
 def build(settings: Settings) -> "SilentSynthesizer":
     return SilentSynthesizer()
 
 
-class SilentSynthesizer(Synthesizer):
+class SilentSynthesizer(BaseEngine):
     description = "none (text only)"
 
     def synthesize(self, text: str) -> bytes:

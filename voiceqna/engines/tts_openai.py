@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from voiceqna.config import Settings
+from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import EngineUnavailable
-from voiceqna.ports import Synthesizer
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def build(settings: Settings) -> "OpenAISynthesizer":
     )
 
 
-class OpenAISynthesizer(Synthesizer):
+class OpenAISynthesizer(BaseEngine):
     def __init__(self, api_key: str, model: str, voice: str, base_url: str = "", timeout_s: float = 30.0) -> None:
         from openai import OpenAI
 

@@ -16,8 +16,11 @@ from typing import Any, Iterator
 import gradio as gr
 
 from voiceqna.config import Settings
-from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate, Playback
+from voiceqna.page import handsfree_calls
+from voiceqna.page.api_calls import ApiCalls
+from voiceqna.page.handlers import PageHandlers
 from voiceqna.page.public_api import publish_api
+from voiceqna.page.views import NO_TURN_YET, PageUpdate, Playback
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CONCURRENT_TURNS = 4
@@ -99,7 +102,7 @@ def build_page(service, settings: Settings, handlers: PageHandlers | None = None
     handlers = handlers or PageHandlers(service, hands_free=settings.endpointer_options)
     with gr.Blocks(title="한국어 음성 질의응답", analytics_enabled=False, delete_cache=(3600, 86400)) as blocks:
         page = _layout(blocks, handlers)
-        publish_api(handlers)  # first: its names stay /ask_text…, the page's private events get suffixes
+        publish_api(ApiCalls(service, handlers.files))  # first: its names stay /ask_text…, the page's private events get suffixes
         _wire(page, handlers)
     blocks.queue(default_concurrency_limit=CONCURRENT_TURNS)
     return blocks
@@ -168,16 +171,16 @@ def _hands_free_panel(handlers: PageHandlers) -> gr.HTML:
     component server (POST /gradio_api/component_server, which asks for the page's login)."""
 
     def handsfree_feed(request: dict) -> dict:
-        return handlers.hands_free_feed(request)
+        return handsfree_calls.feed(handlers, request)
 
     def handsfree_interrupt(request: dict) -> dict:
-        return handlers.hands_free_interrupt(request)
+        return handsfree_calls.interrupt(handlers, request)
 
     def handsfree_close(request: dict) -> dict:
-        return handlers.hands_free_close(request)
+        return handsfree_calls.close(handlers, request)
 
     def handsfree_heard(request: dict) -> dict:
-        return handlers.hands_free_heard(request)
+        return handsfree_calls.heard(handlers, request)
 
     html = HANDS_FREE_HTML.replace("{barge_in}", " checked" if handlers.hands_free.options.barge_in else "")
     return gr.HTML(None, html_template=html, js_on_load=(ASSETS / "handsfree.js").read_text(encoding="utf-8"),

@@ -1,0 +1,17 @@
+"""What every engine inherits: the defaults of the Engine contract (nothing to load ahead, nothing to release)."""
+
+from __future__ import annotations
+
+
+class BaseEngine:
+    """Base class of the engines; they satisfy their kind's Protocol in voiceqna.ports (Recognizer,
+    ChatEngine, Synthesizer, ConversationStore) and override what they need."""
+
+    description: str
+    """Public (GET /info, the page): the engine and its model, never a path, address or key."""
+
+    def warm_up(self) -> None:
+        """Nothing to load ahead of the first request."""
+
+    def close(self) -> None:
+        """Nothing to release."""
