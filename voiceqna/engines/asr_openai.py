@@ -13,7 +13,7 @@ from voiceqna.config import Settings
 from voiceqna.engines import asr_vad
 from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import EngineUnavailable
-from voiceqna.ports import Transcript
+from voiceqna.ports import Recognizer, Transcript
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def build(settings: Settings) -> "OpenAIRecognizer":
     )
 
 
-class OpenAIRecognizer(BaseEngine):
+class OpenAIRecognizer(BaseEngine, Recognizer):
     """Thread-safe: the VAD model and the HTTP client are both shared safely."""
 
     def __init__(

@@ -25,7 +25,7 @@ from voiceqna.engines import asr_vad
 from voiceqna.engines import asr_whisper_models as models
 from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import EngineUnavailable
-from voiceqna.ports import Transcript
+from voiceqna.ports import Recognizer, Transcript
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def build(settings: Settings) -> "WhisperRecognizer":
     return WhisperRecognizer(settings.whisper, settings.models_dir)
 
 
-class WhisperRecognizer(BaseEngine):
+class WhisperRecognizer(BaseEngine, Recognizer):
     """faster-whisper, Korean, with the guards above. Thread-safe; the model is shared."""
 
     def __init__(self, options: WhisperOptions, models_dir) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 
 class BaseEngine:
-    """Base class of the engines; they satisfy their kind's Protocol in voiceqna.ports (Recognizer,
-    ChatEngine, Synthesizer, ConversationStore) and override what they need."""
+    """First base class of every engine, before its kind's Protocol in voiceqna.ports (Recognizer,
+    ChatEngine, Synthesizer, ConversationStore), which stays for typing:
+    `class EspeakSynthesizer(BaseEngine, Synthesizer)`. An engine overrides what it needs."""
 
     description: str
     """Public (GET /info, the page): the engine and its model, never a path, address or key."""

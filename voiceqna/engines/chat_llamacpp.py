@@ -25,7 +25,7 @@ from voiceqna.config import Settings
 from voiceqna.engines.base import BaseEngine
 from voiceqna.engines.chat_prompt import chat_messages
 from voiceqna.errors import EngineUnavailable
-from voiceqna.ports import TextMessage
+from voiceqna.ports import ChatEngine, TextMessage
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def pick_threads(requested: int) -> int:
     return max(1, min(4, cores // 2))
 
 
-class LlamaCppChatEngine(BaseEngine):
+class LlamaCppChatEngine(BaseEngine, ChatEngine):
     def __init__(
         self,
         path: Path,

@@ -7,7 +7,7 @@ from typing import Iterator, Sequence
 from voiceqna.config import Settings
 from voiceqna.engines.base import BaseEngine
 from voiceqna.engines.chat_knowledge import KnowledgeBase
-from voiceqna.ports import TextMessage
+from voiceqna.ports import ChatEngine, TextMessage
 from voiceqna.sentences import split_sentences
 
 FALLBACK_ANSWER = (
@@ -20,7 +20,7 @@ def build(settings: Settings) -> "OfflineChatEngine":
     return OfflineChatEngine(KnowledgeBase.load(settings.knowledge_base))
 
 
-class OfflineChatEngine(BaseEngine):
+class OfflineChatEngine(BaseEngine, ChatEngine):
     description = "offline knowledge base"
 
     def __init__(self, knowledge: KnowledgeBase) -> None:

@@ -35,6 +35,7 @@ from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import AudioTooLarge, EngineUnavailable, NotFound
 from voiceqna.ports import (
     IDEMPOTENCY_TTL_S,
+    ConversationStore,
     Message,
     StoredTurn,
     TextMessage,
@@ -58,7 +59,7 @@ def build(settings: Settings) -> "MongoStore":
     return MongoStore(settings.mongodb_uri, settings.mongodb_database, settings.mongodb_collection)
 
 
-class MongoStore(BaseEngine):
+class MongoStore(BaseEngine, ConversationStore):
     """Conversations in one MongoDB collection. Thread-safe; safe across processes and hosts."""
 
     def __init__(

@@ -19,6 +19,7 @@ from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import EngineUnavailable, NotFound
 from voiceqna.ports import (
     IDEMPOTENCY_TTL_S,
+    ConversationStore,
     Message,
     StoredTurn,
     TextMessage,
@@ -71,7 +72,7 @@ def build(settings: Settings) -> "SQLiteStore":
     return SQLiteStore(settings.sqlite_path)
 
 
-class SQLiteStore(BaseEngine):
+class SQLiteStore(BaseEngine, ConversationStore):
     """One SQLite file (WAL). Safe across threads and across processes sharing the file.
 
     Connections are pooled: each call takes one (or opens one), uses it on its thread alone and

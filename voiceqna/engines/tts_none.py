@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from voiceqna.config import Settings
 from voiceqna.engines.base import BaseEngine
+from voiceqna.ports import Synthesizer
 
 
 def build(settings: Settings) -> "SilentSynthesizer":
     return SilentSynthesizer()
 
 
-class SilentSynthesizer(BaseEngine):
+class SilentSynthesizer(BaseEngine, Synthesizer):
     description = "none (text only)"
 
     def synthesize(self, text: str) -> bytes:

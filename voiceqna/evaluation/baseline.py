@@ -10,10 +10,10 @@ from voiceqna.audio import SAMPLE_RATE
 from voiceqna.config import WhisperOptions
 from voiceqna.engines.asr_whisper import load_model
 from voiceqna.engines.base import BaseEngine
-from voiceqna.ports import Transcript
+from voiceqna.ports import Recognizer, Transcript
 
 
-class DefaultCall(BaseEngine):
+class DefaultCall(BaseEngine, Recognizer):
     """`WhisperModel.transcribe(audio, language="ko")` with every other argument left at its
     default (30 s window, timestamps, beam 5, temperature fallback up to 1.0, no VAD), on the
     same loaded model as the app's recognizer (one model per process and configuration)."""
