@@ -99,11 +99,7 @@ class WhisperRecognizer(BaseEngine, Recognizer):
     def __init__(self, options: WhisperOptions, models_dir) -> None:
         from faster_whisper.vad import VadOptions
 
-        from voiceqna.engines.asr_whisper_window import (  # imports CTranslate2
-            MAX_SPEECH_S,
-            Thresholds,
-            WindowDecoder,
-        )
+        from voiceqna.engines.asr_whisper_window import MAX_SPEECH_S, Thresholds, WindowDecoder  # imports CTranslate2
 
         self.options = options
         self.model, self.device, self.compute_type = load_model(options, models_dir)
