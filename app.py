@@ -14,6 +14,7 @@ import argparse
 import logging
 import secrets
 import sys
+from typing import Callable
 
 from voiceqna.config import Settings
 from voiceqna.errors import VoiceQnAError
@@ -57,15 +58,19 @@ def build_app(settings: Settings, service: VoiceChat, api_only: bool):
     api = create_api(service, settings)
     if api_only:
         return api
-    from voiceqna.page import build_page, mount_options
+    from voiceqna.page import PageHandlers, build_page, mount_options
 
-    return mount_page(api, build_page(service, settings), settings, service, mount_options(settings))
+    handlers = PageHandlers(service, hands_free=settings.endpointer_options)
+    page = build_page(service, settings, handlers)
+    return mount_page(api, page, settings, service, mount_options(settings), on_shutdown=handlers.close)
 
 
-def mount_page(api, page, settings: Settings, service: VoiceChat, options: dict | None = None):
+def mount_page(api, page, settings: Settings, service: VoiceChat, options: dict | None = None,
+               on_shutdown: Callable[[], None] | None = None):
     """The page at / and the REST routes at /api. With API_KEY set, neither answers without it:
     the routes want it in a header, the page asks for it in its login form (any user name, the
-    key as password) before its own API (/gradio_api/…) answers."""
+    key as password) before its own API (/gradio_api/…) answers. At shutdown `on_shutdown` runs
+    (the page's hands-free sessions end), then the service's engines are closed."""
     from contextlib import asynccontextmanager
 
     import gradio as gr
@@ -75,6 +80,8 @@ def mount_page(api, page, settings: Settings, service: VoiceChat, options: dict 
     @asynccontextmanager
     async def lifespan(app):  # a mounted app's own lifespan does not run: close the engines here
         yield
+        if on_shutdown is not None:
+            await run_in_threadpool(on_shutdown)
         await run_in_threadpool(service.close)
 
     root = FastAPI(title="Korean Voice Q&A", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)

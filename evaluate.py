@@ -4,12 +4,17 @@
     python evaluate.py --dataset ../shared/data/korean-read-speech --limit 10
     python evaluate.py --model base --model my-ko --compute-type int8 --compute-type float32
     python evaluate.py --dataset ../shared/data/korean-read-speech --recognizer default --recognizer app
+    python evaluate.py --dataset ../shared/data/korean-read-speech --window-s 10 --window-s 30 --beam-size 1 --beam-size 2
+    python evaluate.py --dataset ../shared/data/korean-read-speech --vad-threshold 0.35 --vad-threshold 0.5
 
-Each combination of --model, --compute-type and --beam-size is one run of the recognizer,
+Each combination of --model, --compute-type, --beam-size, --window-s and --vad-threshold is one
+run of the recognizer,
 built exactly as the app builds it (Settings from the environment and .env, the flags
 replacing single fields). `--recognizer default` adds, per model and compute type, a run of
 faster-whisper's own default call (`transcribe(audio, language="ko")`) on the same model:
-the baseline. Writes results.json, utterances.csv, results.md and cer_vs_rtf.png to
+the baseline. One loaded model serves every run that differs only in decoding. For the app's
+recognizer against the default call on every Korean set we build, with speed-ups, see
+benchmarks/accuracy.py. Writes results.json, utterances.csv, results.md and cer_vs_rtf.png to
 --output. Metrics: see voiceqna/evaluation/metrics.py; model load is not timed.
 """
 
@@ -30,7 +35,7 @@ from pathlib import Path
 
 from voiceqna.audio import SAMPLE_RATE, decode
 from voiceqna.compose import build_recognizer
-from voiceqna.config import Settings
+from voiceqna.config import Settings, WhisperOptions
 from voiceqna.errors import BadAudio, EngineUnavailable, VoiceQnAError
 from voiceqna.evaluation import metrics
 from voiceqna.evaluation.baseline import DefaultCall
@@ -141,7 +146,13 @@ class Loaded:
         options = self.settings.whisper
         if self.kind == "default":
             return f"default call: {options.model} ({self.recognizer.compute_type}, beam 5, 30 s)"
-        return f"{options.model} ({self.recognizer.compute_type}, beam {options.beam_size})"
+        changed = "".join(f", {name} {getattr(options, field)}" for field, name in _LABELLED
+                          if getattr(options, field) != getattr(WhisperOptions, field))
+        return f"{options.model} ({self.recognizer.compute_type}, beam {options.beam_size}{changed})"
+
+
+_LABELLED = (("window_s", "window s"), ("vad_threshold", "VAD"))
+"""Options named in a run's label when they differ from the app's defaults."""
 
 
 def load(settings: Settings, kind: str = "app") -> Loaded:
@@ -316,6 +327,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="CTranslate2 compute type (repeat to compare; default: WHISPER_COMPUTE_TYPE)")
     parser.add_argument("--beam-size", action="append", type=_positive,
                         help="beam size, 1 = greedy (repeat to compare; default: WHISPER_BEAM_SIZE)")
+    parser.add_argument("--window-s", action="append", type=_positive,
+                        help="shortest window in s, 30 = faster-whisper's 30 s path (repeat to compare; "
+                             "default: WHISPER_WINDOW_S)")
+    parser.add_argument("--vad-threshold", action="append", type=float,
+                        help="Silero speech probability (repeat to compare; default: WHISPER_VAD_THRESHOLD)")
+    parser.add_argument("--device", help="auto, cpu or cuda (default: WHISPER_DEVICE)")
     parser.add_argument("--recognizer", action="append", choices=RECOGNIZERS,
                         help="app: the app's recognizer; default: faster-whisper's default call "
                              "transcribe(audio, language='ko') on the same model, the baseline "
@@ -336,18 +353,25 @@ def _positive(text: str) -> int:
 
 def configurations(base: Settings, args: argparse.Namespace) -> list[tuple[Settings, str]]:
     """(Settings, recognizer kind) per combination of the repeated flags; unset flags keep the
-    app's value. The default call ignores --beam-size: one run per model and compute type."""
+    app's value. The default call ignores --beam-size, --window-s and --vad-threshold: one run per
+    model and compute type."""
     options = base.whisper
+    if args.device:
+        options = dataclasses.replace(options, device=args.device)
     models = args.model or [options.model]
     compute_types = args.compute_type or [options.compute_type]
     beams = args.beam_size or [options.beam_size]
+    windows = args.window_s or [options.window_s]
+    thresholds = args.vad_threshold or [options.vad_threshold]
     workers = args.batch_size if args.batch_size > 1 else options.workers
     chosen, seen = [], set()
-    for kind, m, c, b in itertools.product(args.recognizer or ["app"], models, compute_types, beams):
-        key = (kind, m, c, b if kind == "app" else None)
+    for kind, m, c, b, w, t in itertools.product(args.recognizer or ["app"], models, compute_types, beams, windows,
+                                                 thresholds):
+        key = (kind, m, c, *((b, w, t) if kind == "app" else ()))
         if key not in seen:
             seen.add(key)
-            whisper = dataclasses.replace(options, model=m, compute_type=c, beam_size=b, workers=workers)
+            whisper = dataclasses.replace(options, model=m, compute_type=c, beam_size=b, window_s=w, vad_threshold=t,
+                                          workers=workers)
             chosen.append((dataclasses.replace(base, whisper=whisper), kind))
     return chosen
 

@@ -5,6 +5,7 @@
     python benchmarks/accuracy.py --quick                           # 4 real clips, 4 cut pieces (~1 min); accuracy-quick.json
     python benchmarks/accuracy.py --candidates                      # also the decoders that lost (slower)
     python benchmarks/accuracy.py --device cuda --compute-type float16 --out gpu-accuracy.json
+    python benchmarks/accuracy.py --gpu                             # the GPU check: CUDA float16, JSON to $OUT or /tmp
 
 Sets: `read`, the 30 real recordings in ../shared/data/korean-read-speech; `silence`, `noise`,
 `cut` and `espeak`, built from them into a temporary folder by `voiceqna.evaluation.perturb`
@@ -14,14 +15,26 @@ recognizer run back to back, alternating which goes first, so a busy machine slo
 compare the two columns of one run, not runs of different days. The speed-up is the ratio of
 median latencies on the clips of 2–4 s (the length of a spoken question), per set and over all
 sets. The JSON keeps every hypothesis, the header (commit, machine, load average, date) and,
-with --candidates, the same figures for each decoder variant that was tried and not kept.
+with --candidates, the same figures for each decoder variant that was tried and not kept
+(the committed accuracy.json also holds one the decoder no longer offers: no timestamps, no cut
+of a repeated tail).
+
+--gpu is the one GPU check (it was benchmarks/gpu_check.py): CUDA float16 on the sets that need
+no espeak-ng (read, silence, noise, cut), the JSON to $OUT/gpu-accuracy.json (or the temporary
+folder). Without a CUDA device it says so and exits with status 1. CTranslate2 4.8's wheels
+load CUDA 12's cuBLAS (libcublas.so.12); where only another major version is installed (CUDA
+13), it links libcublas.so.12 / libcublasLt.so.12 to it in a temporary folder and starts itself
+again with that folder on LD_LIBRARY_PATH.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
+import glob
 import logging
+import os
 import re
 import sys
 import tempfile
@@ -44,7 +57,6 @@ QUICK_CLIPS = 4
 SETS = ("read", "silence", "noise", "cut", "espeak")
 SHORT_S = (2.0, 4.0)
 CANDIDATES = {
-    "before: no timestamps, beam 2": dict(timestamps=False, cut_tail=False, beam_size=2),
     "timestamps, beam 2": dict(beam_size=2),
     "timestamps, beam 3": dict(beam_size=3),
 }
@@ -158,11 +170,10 @@ def with_candidates(app: evaluate.Loaded) -> list[evaluate.Loaded]:
 
     out = []
     for name, options in CANDIDATES.items():
-        options = dict(options)
         whisper = app.settings.whisper
-        window_s, beam_size = options.pop("window_s", whisper.window_s), options.pop("beam_size", whisper.beam_size)
+        window_s, beam_size = options.get("window_s", whisper.window_s), options.get("beam_size", whisper.beam_size)
         recognizer = WhisperRecognizer(whisper, app.settings.models_dir)
-        recognizer.window = WindowDecoder(recognizer.model, window_s, beam_size, **options)
+        recognizer.window = WindowDecoder(recognizer.model, window_s, beam_size)
         out.append(Candidate(app.settings, recognizer, "candidate", 0.0, name))
     return out
 
@@ -182,17 +193,57 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", help="cpu or cuda (default: WHISPER_DEVICE)")
     parser.add_argument("--compute-type", help="CTranslate2 compute type (default: WHISPER_COMPUTE_TYPE)")
     parser.add_argument("--candidates", action="store_true", help="also measure the decoder variants not kept")
+    parser.add_argument("--gpu", action="store_true",
+                        help=f"the GPU check: CUDA float16, sets {GPU_SETS} unless --sets, JSON to $OUT or /tmp")
     args = parser.parse_args(argv)
     if args.quick:
         args.sets = "read,cut"
+    if args.gpu:
+        args.device, args.compute_type = args.device or "cuda", args.compute_type or "float16"
+        args.sets = args.sets if "--sets" in (argv or []) else GPU_SETS
+        args.out = args.out or Path(os.environ.get("OUT") or tempfile.gettempdir()) / "gpu-accuracy.json"
     unknown = [n for n in args.sets.split(",") if n and n not in SETS]
     if unknown:
         parser.error(f"unknown set(s) {', '.join(unknown)}: choose from {', '.join(SETS)}")
     return args
 
 
+GPU_SETS = "read,silence,noise,cut"
+"""The sets of the GPU check: those that need no espeak-ng."""
+CUBLAS_SEARCH = ("/usr/local/cuda*/lib64", "/usr/local/cuda*/targets/*/lib", "/usr/lib/x86_64-linux-gnu",
+                 f"{sys.prefix}/lib/python3*/site-packages/nvidia/*/lib")
+
+
+def need_gpu() -> None:
+    """Exit with a message where there is no CUDA device; where CUDA 12's cuBLAS does not load
+    but another version's does, start again with links to it."""
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() == 0:
+        raise SystemExit("accuracy.py --gpu: no CUDA device found (CTranslate2 sees none): run it on a machine "
+                         "with an NVIDIA GPU and its driver, or drop --gpu to measure on the CPU.")
+    try:
+        ctypes.CDLL("libcublas.so.12")
+        return
+    except OSError:
+        pass
+    if "VOICEQNA_CUBLAS_LINKED" in os.environ:
+        return
+    folder = tempfile.mkdtemp(prefix="cublas12-")
+    for name in ("libcublas", "libcublasLt"):
+        found = sorted(p for pattern in CUBLAS_SEARCH for p in glob.glob(f"{pattern}/{name}.so.*")
+                       if Path(p).name.split(".so.")[1].split(".")[0].isdigit())
+        if not found:
+            return  # nothing to link: CTranslate2 will say what is missing
+        os.symlink(found[-1], f"{folder}/{name}.so.12")
+    env = dict(os.environ, VOICEQNA_CUBLAS_LINKED="1", LD_LIBRARY_PATH=f"{folder}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
 def main(argv: list[str] | None = None) -> int:
     args, head = common.start(NAME, parse_args, argv)
+    if args.gpu:
+        need_gpu()
     names = [n for n in args.sets.split(",") if n]
 
     base = Settings.from_env()

@@ -1,9 +1,9 @@
-"""Shared by the benchmark scripts: test clips, the results file and its header, percentiles, error rates, and the app on loopback.
+"""Shared by the benchmark scripts: test clips, the results file and its header, percentiles and the app on loopback.
 
 Every script writes `benchmarks/results/<name>.json` (`<name>-quick.json` with --quick, not
 committed): the header below — commit, machine, load average at start and end (1/5/15 min),
 date, command — then the script's own sections. Clips come from `voiceqna.evaluation.clips`
-(the real recordings and espeak-ng), error rates from `voiceqna.evaluation.metrics`.
+(the real recordings and espeak-ng).
 """
 
 from __future__ import annotations
@@ -130,28 +130,6 @@ def spread(values: Sequence[float], digits: int = 3) -> dict[str, float]:
     p = metrics.percentiles(list(values), (50, 95))
     return {"n": len(values), "p50": round(p["p50"], digits), "p95": round(p["p95"], digits),
             "max": round(float(max(values)), digits)}
-
-
-def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float | None]:
-    """Corpus CER (the headline) and WER, after the project's one normalisation."""
-    if not references:
-        return {"cer": None, "wer": None}
-    return {"cer": metrics.cer(references, hypotheses), "wer": metrics.wer(references, hypotheses)}
-
-
-def timed(fn, *args):
-    """(result, wall seconds)."""
-    started = time.perf_counter()
-    result = fn(*args)
-    return result, time.perf_counter() - started
-
-
-def timed_cpu(fn, *args):
-    """(result, wall seconds, this process's CPU seconds): CPU seconds barely depend on what else
-    the machine runs, so they back a wall-clock ratio measured on a busy machine."""
-    started, cpu = time.perf_counter(), time.process_time()
-    result = fn(*args)
-    return result, time.perf_counter() - started, time.process_time() - cpu
 
 
 def fmt(value: float | None, digits: int = 2) -> str:

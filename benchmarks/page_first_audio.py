@@ -1,30 +1,29 @@
 """In the browser: from asking (Enter, or the Stop click of a recording) to the first answer audio
-playing, for three ways the page can play the answer, same server, same run.
+playing on the page's audio queue.
 
     python benchmarks/page_first_audio.py                 # writes benchmarks/results/page-first-audio.json
     python benchmarks/page_first_audio.py --turns 3 --no-spoken
-    python benchmarks/page_first_audio.py --quick     # 1 turn per player and mode: page-first-audio-quick.json
+    python benchmarks/page_first_audio.py --quick     # 1 turn per mode: page-first-audio-quick.json
 
-The players (voiceqna.page.layout.ANSWER_PLAYERS): `queue`, the page's own audio queue (each
-sentence's WAV as soon as it is spoken, played back to back with Web Audio); `gradio`, the same
-streamed turn through Gradio's streaming gr.Audio (AAC over HLS); `whole`, the page before
-streaming (the answer plays once the whole turn is done).
+The player (`queue`) is the page's own audio queue: each sentence's WAV as soon as it is spoken,
+played back to back with Web Audio. The committed results also hold two players the page no
+longer has, measured in the same run: `gradio` (the streamed turn through Gradio's streaming
+gr.Audio, AAC over HLS) and `whole` (the page before streaming: the answer plays once the whole
+turn is done); their figures stay in benchmarks/results/page-first-audio.json.
 
 One server process (this script with --serve) runs the real service — Whisper base, espeak-ng,
-SQLite — and mounts the page three times, once per player. Its chat engine is a FAKE
+SQLite — and mounts the page. Its chat engine is a FAKE
 OpenAI-compatible server (tests/fake_openai.py; OpenAI cannot be reached here) streaming at a
 realistic pace: first token after 0.4 s, then 15 tokens a second of 2 characters, answers of
 three Korean sentences of 25-35 syllables (a different answer each turn, so no audio is ever
-served from the browser's cache). Debian's Chromium (Playwright) asks; turns go round the three
-pages, round after round, so the load of this shared machine falls on all three alike; each turn
-waits for its answer to finish playing before the next starts.
+served from the browser's cache). Debian's Chromium (Playwright) asks; each turn waits for its
+answer to finish playing before the next starts; the first turn warms the page up and is not
+counted.
 
 Measured in the page (performance.now()): asked = the Enter keydown or the Stop click; first
-audio = the first `playing` event of a media element (gradio, whole) or the queue's
-"voiceqna-playing" (dispatched when its first sentence starts on the audio clock). Gaps: the
-queue's log (silence before a sentence that was not decoded when the one before ended;
-overlaps: a sentence starting before the one before ended); gradio: `waiting` events after
-playback started (the HLS player ran dry).
+audio = the queue's "voiceqna-playing" (dispatched when its first sentence starts on the audio
+clock). Gaps: the queue's log (silence before a sentence that was not decoded when the one
+before ended; overlaps: a sentence starting before the one before ended).
 """
 
 from __future__ import annotations
@@ -50,7 +49,8 @@ SCRIPT = "page_first_audio"
 NAME = "page-first-audio"
 """The results file: benchmarks/results/page-first-audio.json."""
 CHROMIUM = "/usr/bin/chromium"
-PLAYERS = ("queue", "gradio", "whole")
+PLAYER = "queue"
+"""The page's answer player; the results file keys its figures by it."""
 FIRST_TOKEN_S = 0.4
 TOKENS_PER_S = 15.0
 TURN_TIMEOUT_MS = 120_000
@@ -70,12 +70,12 @@ ANSWERS = (
     "경주는 천 년 동안 신라의 수도였던 아주 오래되고 역사 깊은 도시예요. 불국사와 석굴암은 유네스코 세계 문화유산으로 지정되어 있어요. "
     "밤에는 동궁과 월지의 불빛이 연못에 비쳐서 정말 아름다워요.",
 )
-# In every page: when the user asked, when the first answer audio played, and HLS stalls.
+# In the page: when the user asked, when the first answer audio played, when the turn ended.
 PROBE = """
 window.__bench = {
-  asked: null, playing: null, ended: null, working: false, waiting: 0,
+  asked: null, playing: null, ended: null, working: false,
   reset() {
-    Object.assign(this, {asked: null, playing: null, ended: null, working: false, waiting: 0});
+    Object.assign(this, {asked: null, playing: null, ended: null, working: false});
     if (this.observer) return;
     // The turn is over when the status line, having said it was working, says how it ended.
     const status = document.querySelector('#status');
@@ -87,33 +87,9 @@ window.__bench = {
     this.observer.observe(status, {childList: true, subtree: true, characterData: true});
   },
 };
-const mark = (event) => {
-  if (event.target.closest && event.target.closest('#question-audio')) return;  // the recording's own player
+document.addEventListener('voiceqna-playing', () => {
   if (window.__bench.asked !== null && window.__bench.playing === null) window.__bench.playing = performance.now();
-};
-const stall = () => { if (window.__bench.playing !== null) window.__bench.waiting++; };
-const watched = new WeakSet();
-const play = HTMLMediaElement.prototype.play;
-HTMLMediaElement.prototype.play = function (...args) {  // players outside the document too
-  if (!watched.has(this)) {
-    watched.add(this);
-    this.addEventListener('playing', mark);
-    this.addEventListener('waiting', stall);
-  }
-  return play.apply(this, args);
-};
-const listen = (root) => {  // media events do not leave a shadow root (Gradio's waveform player has one)
-  root.addEventListener('playing', (e) => { if (!watched.has(e.target)) mark(e); }, true);
-  root.addEventListener('waiting', (e) => { if (!watched.has(e.target)) stall(); }, true);
-};
-const attachShadow = Element.prototype.attachShadow;
-Element.prototype.attachShadow = function (...args) {
-  const root = attachShadow.apply(this, args);
-  listen(root);
-  return root;
-};
-listen(document);
-document.addEventListener('voiceqna-playing', mark, true);
+}, true);
 document.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && e.target.closest && e.target.closest('#question-text')) window.__bench.asked = performance.now();
 }, true);
@@ -121,15 +97,9 @@ document.addEventListener('click', (e) => {
   if (e.target.closest && e.target.closest('#question-audio .stop-button')) window.__bench.asked = performance.now();
 }, true);
 """
-PLAYBACK_OVER = """([player]) => {
-  if (player === 'queue') {
-    const p = window.voiceqnaPlayer;
-    return p.log && p.log.final && p.sources.length === 0 && p.log.clips.every((c) => c.until !== null);
-  }
-  const answer = document.querySelector('#answer-audio');
-  const media = [...answer.querySelectorAll('audio')].concat(...[...answer.querySelectorAll('*')]
-    .filter((e) => e.shadowRoot).map((e) => [...e.shadowRoot.querySelectorAll('audio')]));
-  return media.some((m) => m.currentTime > 0) && media.every((m) => m.paused || m.ended);
+PLAYBACK_OVER = """() => {
+  const p = window.voiceqnaPlayer;
+  return p.log && p.log.final && p.sources.length === 0 && p.log.clips.every((c) => c.until !== null);
 }"""
 
 
@@ -137,7 +107,7 @@ PLAYBACK_OVER = """([player]) => {
 
 
 def serve(port: int, openai_url: str, data_dir: str) -> None:
-    """The real service behind three pages, /page-queue, /page-gradio, /page-whole."""
+    """The real service behind the page, at /page."""
     import gradio as gr
     import uvicorn
     from fastapi import FastAPI
@@ -151,9 +121,7 @@ def serve(port: int, openai_url: str, data_dir: str) -> None:
     service = build_service(settings)
     service.warm_up()
     root = FastAPI()
-    for player in PLAYERS:
-        gr.mount_gradio_app(root, build_page(service, settings, answer_player=player), path=f"/page-{player}",
-                            **mount_options(settings))
+    gr.mount_gradio_app(root, build_page(service, settings), path="/page", **mount_options(settings))
     uvicorn.run(root, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -170,7 +138,7 @@ def start_server(openai_url: str, data_dir: Path) -> tuple[subprocess.Popen, str
     deadline = time.monotonic() + 300
     while True:
         try:
-            if all(requests.get(f"{url}/page-{p}/", timeout=5).ok for p in PLAYERS):
+            if requests.get(f"{url}/page/", timeout=5).ok:
                 return process, url
         except requests.RequestException:
             pass
@@ -199,7 +167,7 @@ def open_page(playwright, url: str, microphone: Path | None, profile: Path):
     return context, page
 
 
-def one_turn(page, player: str, question: str, clip_s: float | None) -> dict:
+def one_turn(page, question: str, clip_s: float | None) -> dict:
     """Ask once (typed when clip_s is None, else record clip_s seconds) and measure."""
     page.evaluate("window.__bench.reset()")
     if clip_s is None:
@@ -212,8 +180,8 @@ def one_turn(page, player: str, question: str, clip_s: float | None) -> dict:
     page.wait_for_function("() => window.__bench.ended !== null")
     status = page.inner_text("#status")
     page.wait_for_function("() => window.__bench.playing !== null")
-    page.wait_for_function(PLAYBACK_OVER, arg=[player])
-    bench = page.evaluate("({asked: window.__bench.asked, playing: window.__bench.playing, waiting: window.__bench.waiting})")
+    page.wait_for_function(PLAYBACK_OVER)
+    bench = page.evaluate("({asked: window.__bench.asked, playing: window.__bench.playing})")
     turn = {
         "answered": "✅" in status,
         "first_audio_ms": round(bench["playing"] - bench["asked"], 1),
@@ -222,18 +190,12 @@ def one_turn(page, player: str, question: str, clip_s: float | None) -> dict:
     }
     if clip_s is not None:
         turn["heard"] = page.query_selector_all("#chat .message.user")[-1].inner_text().strip()
-    if player == "queue":
-        log = page.evaluate("window.voiceqnaPlayer.log")
-        clips = log["clips"]
-        turn["sentences"] = len(clips)
-        turn["gaps_ms"] = [round(c["gap"] * 1000, 1) for c in clips[1:]]
-        turn["stalls"] = sum(c["gap"] > 0.005 for c in clips[1:])
-        turn["overlaps"] = sum(b["at"] < a["until"] - 1e-6 for a, b in zip(clips, clips[1:]))
-        turn["first_sentence_before_last_arrived"] = clips[0]["start"] < clips[-1]["arrived"]
-    elif player == "gradio":
-        turn["stalls"] = bench["waiting"]
-    else:
-        turn["stalls"] = 0  # one file
+    clips = page.evaluate("window.voiceqnaPlayer.log")["clips"]
+    turn["sentences"] = len(clips)
+    turn["gaps_ms"] = [round(c["gap"] * 1000, 1) for c in clips[1:]]
+    turn["stalls"] = sum(c["gap"] > 0.005 for c in clips[1:])
+    turn["overlaps"] = sum(b["at"] < a["until"] - 1e-6 for a, b in zip(clips, clips[1:]))
+    turn["first_sentence_before_last_arrived"] = clips[0]["start"] < clips[-1]["arrived"]
     return turn
 
 
@@ -256,7 +218,7 @@ def summary(turns: list[dict]) -> dict:
         "server_first_audio_p50_ms": _median([t["server_first_audio_ms"] for t in turns]),
         "server_total_p50_ms": _median([t["server_total_ms"] for t in turns]),
         "stalls": sum(t["stalls"] for t in turns),
-        "overlaps": sum(t.get("overlaps", 0) for t in turns),
+        "overlaps": sum(t["overlaps"] for t in turns),
     }
 
 
@@ -284,24 +246,17 @@ def run(turns: int, spoken: bool) -> dict:
         with sync_playwright() as playwright:
             for mode, microphone in modes.items():
                 clip_s = seconds(microphone.read_bytes()) if microphone else None
-                pages = {p: open_page(playwright, f"{url}/page-{p}/", microphone, work / f"profile-{mode}-{p}")
-                         for p in PLAYERS}
-                measured: dict[str, list] = {p: [] for p in PLAYERS}
-                for round_number in range(turns + 1):  # round 0 warms each page up and is not counted
-                    order = PLAYERS[round_number % 3:] + PLAYERS[:round_number % 3]
-                    for player in order:
-                        fake.answer = ANSWERS[answer_number % len(ANSWERS)]
-                        answer_number += 1
-                        turn = one_turn(pages[player][1], player, "이 도시에 대해 알려 줘", clip_s)
-                        logger.info("%s %s round %d: %s", mode, player, round_number, turn)
-                        if round_number:
-                            measured[player].append(turn)
-                for context, _ in pages.values():
-                    context.close()
-                results[mode] = {p: {**summary(t), "each": t} for p, t in measured.items()}
-                whole = results[mode]["whole"]["first_audio_p50_ms"]
-                results[mode]["ratio_to_whole_p50"] = {
-                    p: round(results[mode][p]["first_audio_p50_ms"] / whole, 3) for p in PLAYERS}
+                context, page = open_page(playwright, f"{url}/page/", microphone, work / f"profile-{mode}")
+                measured = []
+                for number in range(turns + 1):  # turn 0 warms the page up and is not counted
+                    fake.answer = ANSWERS[answer_number % len(ANSWERS)]
+                    answer_number += 1
+                    turn = one_turn(page, "이 도시에 대해 알려 줘", clip_s)
+                    logger.info("%s turn %d: %s", mode, number, turn)
+                    if number:
+                        measured.append(turn)
+                context.close()
+                results[mode] = {PLAYER: {**summary(measured), "each": measured}}
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -324,28 +279,32 @@ def setup(turns: int) -> dict:
 
 
 def markdown(head: dict, result: dict) -> str:
-    """The printed summary: first answer audio per player, typed and spoken."""
+    """The printed summary: first answer audio per player, typed and spoken (a ratio to the
+    `whole` player's only in results that measured it: the committed ones)."""
     turns = result["turns_per_player"]
+    modes = [m for m in ("typed", "spoken") if m in result]
+    compared = any("ratio_to_whole_p50" in result[m] for m in modes)
     rows = []
-    for mode in ("typed", "spoken"):
-        if mode not in result:
-            continue
-        for player in PLAYERS:
-            r = result[mode][player]
+    for mode in modes:
+        for player, r in result[mode].items():
+            if player == "ratio_to_whole_p50":
+                continue
+            ratio = [f"{result[mode]['ratio_to_whole_p50'][player]:.2f}"] if compared else []
             rows.append([mode, player, f"{r['answered']} of {r['turns']}", f"{r['first_audio_p50_ms']:.0f}",
-                         f"{r['first_audio_p95_ms']:.0f}", f"{result[mode]['ratio_to_whole_p50'][player]:.2f}",
+                         f"{r['first_audio_p95_ms']:.0f}", *ratio,
                          common.fmt(r["server_first_audio_p50_ms"], 0), common.fmt(r["server_total_p50_ms"], 0),
                          r["stalls"], r["overlaps"]])
     return "\n".join([
         f"In the browser: asked → first answer audio playing, {turns} turn{'s' if turns != 1 else ''} per player and mode; "
         f"chat: {result['chat']}. {common.header_line(head)}", "",
-        common.table(["question", "player", "answered", "first audio p50 ms", "p95 ms", "p50 / whole's",
+        common.table(["question", "player", "answered", "first audio p50 ms", "p95 ms",
+                      *(["p50 / whole's"] if compared else []),
                       "server first audio p50 ms", "server total p50 ms", "stalls", "overlaps"], rows)])
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = common.arguments(__doc__, "1 measured turn per player and mode (unless --turns)", NAME)
-    parser.add_argument("--turns", type=int, help="measured turns per player and mode (default 6; quick 1)")
+    parser = common.arguments(__doc__, "1 measured turn per mode (unless --turns)", NAME)
+    parser.add_argument("--turns", type=int, help="measured turns per mode (default 6; quick 1)")
     parser.add_argument("--no-spoken", action="store_true", help="typed turns only")
     return parser.parse_args(argv)
 

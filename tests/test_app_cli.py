@@ -43,3 +43,25 @@ def test_ssl_makes_a_certificate_in_the_data_folder(tmp_path):
 def test_a_key_without_its_certificate_stops_with_the_fix(tmp_path):
     with pytest.raises(SystemExit, match="both --ssl-certfile and --ssl-keyfile"):
         ssl_options(parse_args(["--ssl-keyfile", str(tmp_path / "key.pem")]), make_settings(tmp_path), 7860)
+
+
+def test_shutting_down_ends_the_hands_free_sessions_then_closes_the_service(tmp_path):
+    """The page's lifespan: hands-free sessions end (PageHandlers.close), then the service's
+    engines close. The service is a RemoteService to an address nothing listens on: nothing here
+    needs a model."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from app import mount_page
+    from voiceqna.page import PageHandlers, build_page
+    from voiceqna.remote import RemoteService
+
+    settings = make_settings(tmp_path)
+    service = RemoteService("http://127.0.0.1:9/api")
+    handlers = PageHandlers(service, hands_free=settings.endpointer_options)
+    handlers.hands_free.open("0123456789abcdef01234567")
+    app = mount_page(FastAPI(), build_page(service, settings, handlers), settings, service,
+                     on_shutdown=handlers.close)
+    with TestClient(app):
+        assert len(handlers.hands_free) == 1 and not service.client.is_closed
+    assert len(handlers.hands_free) == 0 and service.client.is_closed

@@ -1,6 +1,6 @@
 """The short-window recognizer (voiceqna.engines.asr_whisper_window) keeps accuracy and the guards.
 
-Real model, real recordings; nothing here is timed (benchmarks/recognition.py measures speed).
+Real model, real recordings; nothing here is timed (benchmarks/accuracy.py measures speed).
 """
 
 from __future__ import annotations

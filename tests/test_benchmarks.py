@@ -55,35 +55,14 @@ def server(api_url) -> str:
     return api_url
 
 
-def test_recognition_compares_the_baseline_with_the_app_on_the_same_clips(run_script, tmp_path):
-    result = run_script("recognition", ["--quick", "--real-clips", "1"], tmp_path / "r.json")
-    clips = result["clips"]
-    assert len(clips) == 1 and result["summary"]["all clips"]["clips"] == 1
-    for system in ("baseline", "ours"):
-        texts = [c[system]["text"] for c in clips]
-        assert all(texts)  # a real sentence is heard by both
-        assert result["summary"]["all clips"][system]["cer"] == metrics.cer([c["reference"] for c in clips], texts)
-    assert result["recognizer"]["options"]["window_s"] == 10 and result["recognizer"]["compute_type"]
-
-
-def test_levers_measure_each_setting_asked_for(run_script, tmp_path):
-    result = run_script("levers", ["--quick", "--real-clips", "1", "--windows", "10,30", "--threads", "2:2"],
-                        tmp_path / "l.json")
-    references = [c["reference"] for c in result["clips"]]
-    assert [(r["window_s"], r["beam_size"]) for r in result["window_by_beam"]] == [(10, 2), (30, 2)]
-    for row in result["window_by_beam"]:
-        assert row["cer"] == metrics.cer(references, row["texts"])
-    assert [(r["cpu_threads"], r["workers"]) for r in result["threads_by_workers"]] == [(2, 2)]
-    assert all(r["at_once_per_s"] > 0 for r in result["threads_by_workers"])
-
-
-def test_vad_compares_two_thresholds_on_the_real_clips(run_script, tmp_path, read_speech):
-    result = run_script("vad", ["--quick", "--real-clips", "2"], tmp_path / "v.json")
-    assert set(result["summary"]) == {"0.35", "0.5"} and len(result["clips"]) == 2
-    for threshold, summary in result["summary"].items():
-        assert 0 < summary["speech_s"] <= summary["audio_s"] + 0.01
-        texts = [c[threshold]["text"] for c in result["clips"]]
-        assert summary["cer"] == metrics.cer([c["reference"] for c in result["clips"]], texts)
+def test_accuracy_gpu_check_says_there_is_no_gpu_instead_of_a_traceback(tmp_path):
+    """The GPU check (accuracy.py --gpu, once gpu_check.py) on this machine, which has none."""
+    command = [sys.executable, "benchmarks/accuracy.py"]
+    assert subprocess.run([*command, "--help"], cwd=PROJECT_ROOT, capture_output=True, timeout=120).returncode == 0
+    done = subprocess.run([*command, "--gpu", "--out", str(tmp_path / "g.json")], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "no CUDA device" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "g.json").exists()
 
 
 def test_turns_report_what_the_client_waited(run_script, tmp_path, server):
@@ -187,15 +166,13 @@ def test_health_under_uploads_probes_both_variants_while_bodies_go_through(run_s
         assert result["idle"][variant]["requests"] == {"create": 0, "get": 0, "errors": 0}
 
 
-def test_page_first_audio_hears_each_player_in_chromium_fake_openai_server(run_script, tmp_path):
+def test_page_first_audio_hears_the_queue_in_chromium_fake_openai_server(run_script, tmp_path):
     result = run_script("page_first_audio", ["--quick", "--no-spoken"], tmp_path / "p.json")
     assert "spoken" not in result and result["turns_per_player"] == 1
-    typed = result["typed"]
-    for player in ("queue", "gradio", "whole"):
-        row = typed[player]
-        assert row["turns"] == row["answered"] == 1 and row["first_audio_ms"] == [row["first_audio_p50_ms"]]
-        assert typed["ratio_to_whole_p50"][player] == round(row["first_audio_p50_ms"] / typed["whole"]["first_audio_p50_ms"], 3)
-    assert typed["queue"]["each"][0]["sentences"] == 3  # the fake model's three sentences, each played
+    row = result["typed"]["queue"]
+    assert row["turns"] == row["answered"] == 1 and row["first_audio_ms"] == [row["first_audio_p50_ms"]]
+    assert row["each"][0]["sentences"] == 3  # the fake model's three sentences, each played
+    assert "whole" not in result["markdown"]
 
 
 @pytest.mark.parametrize("script", ["endpointing", "health_under_uploads", "llm_bindings", "page_first_audio",

@@ -13,6 +13,11 @@ from voiceqna.errors import EngineUnavailable
 from voiceqna.engines.chat_knowledge import KnowledgeBase
 
 
+def reply(engine, history, question: str) -> str:
+    """The whole answer: what the service joins from the engine's pieces."""
+    return "".join(engine.stream(history, question))
+
+
 @pytest.fixture
 def offline():
     return OfflineChatEngine(KnowledgeBase.load(Settings().knowledge_base))
@@ -33,16 +38,16 @@ def offline():
     ],
 )
 def test_offline_engine_answers_despite_typos_and_spacing(offline, question, expected):
-    assert expected in offline.reply([], question)
+    assert expected in reply(offline, [], question)
 
 
 @pytest.mark.parametrize("question", ["양자역학의 원리를 설명해 주세요", "저 식당 음식이 정말 맛있나 봐요", "ㅋㅋㅋ"])
 def test_offline_engine_falls_back_politely(offline, question):
-    assert offline.reply([], question) == FALLBACK_ANSWER
+    assert reply(offline, [], question) == FALLBACK_ANSWER
 
 
 def test_time_answers_are_filled_in(offline):
-    answer = offline.reply([], "오늘 며칠이야")
+    answer = reply(offline, [], "오늘 며칠이야")
     assert "{" not in answer and "년" in answer and "요일" in answer
 
 
@@ -65,7 +70,7 @@ def fake_openai():
 def test_openai_engine_against_a_fake_server_sends_model_prompt_and_bounded_history(fake_openai):
     engine = OpenAIChatEngine(api_key="sk-test", model="my-model", base_url=fake_openai.base_url, history_messages=4)
     history = [TextMessage("user" if i % 2 == 0 else "assistant", f"메시지 {i}") for i in range(10)]
-    assert engine.reply(history, "한국의 수도는?") == "서울이에요."
+    assert reply(engine, history, "한국의 수도는?") == "서울이에요."
     (request,) = fake_openai.requests
     assert request["path"] == "/v1/chat/completions"
     assert request["model"] == "my-model"
@@ -81,14 +86,14 @@ def test_openai_engine_errors_become_engine_unavailable(fake_openai):
     fake_openai.fail_with = 500
     engine = OpenAIChatEngine(api_key="sk-test", model="m", base_url=fake_openai.base_url)
     with pytest.raises(EngineUnavailable, match="OPENAI_BASE_URL"):
-        engine.reply([], "안녕")
+        reply(engine, [], "안녕")
 
 
 def test_openai_engine_times_out(fake_openai):
     fake_openai.delay_s = 2.0
     engine = OpenAIChatEngine(api_key="sk-test", model="m", base_url=fake_openai.base_url, timeout_s=0.3)
     with pytest.raises(EngineUnavailable):
-        engine.reply([], "안녕")
+        reply(engine, [], "안녕")
 
 
 def test_an_answer_with_literal_braces_is_answered_and_placeholders_still_filled(tmp_path):
@@ -101,5 +106,5 @@ def test_an_answer_with_literal_braces_is_answered_and_placeholders_still_filled
     ], ensure_ascii=False), encoding="utf-8")
     engine = OfflineChatEngine(KnowledgeBase.load(kb))
     weekday = "월화수목금토일"[datetime.now().weekday()] + "요일"
-    assert engine.reply([], "집합 기호 알려 줘") == f"집합은 {{1, 2, 3}}처럼 써요. {{오늘}}은 {weekday}이에요."
-    assert engine.reply([], "중괄호 하나") == "여는 괄호는 { 이고 닫는 괄호는 } 예요."
+    assert reply(engine, [], "집합 기호 알려 줘") == f"집합은 {{1, 2, 3}}처럼 써요. {{오늘}}은 {weekday}이에요."
+    assert reply(engine, [], "중괄호 하나") == "여는 괄호는 { 이고 닫는 괄호는 } 예요."

@@ -26,6 +26,12 @@ from voiceqna.engines.chat_prompt import SYSTEM_PROMPT
 from voiceqna.errors import EngineUnavailable
 from voiceqna.ports import Done, Heard, Sentence, TextMessage
 
+
+def reply(engine, history, question: str) -> str:
+    """The whole answer: what the service joins from the engine's pieces."""
+    return "".join(engine.stream(history, question))
+
+
 SHORT = {"llm_model": "smollm2", "llm_max_tokens": "24", "llm_temperature": "0"}
 """Short, repeatable answers: enough to see pieces stream, little time on a busy machine."""
 
@@ -155,7 +161,7 @@ def test_the_korean_system_prompt_and_a_bounded_history_are_sent(engine, monkeyp
 
     monkeypatch.setattr(engine, "server", Recording())
     history = [TextMessage("user" if i % 2 == 0 else "assistant", f"message {i}") for i in range(6)]
-    assert engine.reply(history, "Hello")
+    assert reply(engine, history, "Hello")
     (request,) = sent
     assert request["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
     assert [m["content"] for m in request["messages"][1:]] == ["message 4", "message 5", "Hello"]
@@ -186,7 +192,7 @@ def test_concurrent_turns_are_answered_together_each_whole(engine):
     answers: dict[int, str] = {}
 
     def ask(i: int) -> None:
-        answers[i] = engine.reply([], questions[i])
+        answers[i] = reply(engine, [], questions[i])
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(questions))]
     for thread in threads:
@@ -195,7 +201,7 @@ def test_concurrent_turns_are_answered_together_each_whole(engine):
         thread.join(timeout=600)
     assert sorted(answers) == [0, 1, 2, 3] and all(a.strip() for a in answers.values())
     # The same question alone gives the same answer (temperature 0): nothing was mixed up.
-    assert engine.reply([], questions[0]) == answers[0]
+    assert reply(engine, [], questions[0]) == answers[0]
     assert metric(engine, "n_busy_slots_per_decode") > 1, "the two slots never decoded together"
 
 

@@ -22,7 +22,8 @@ from tests.fake_openai import FakeOpenAI
 from voiceqna.compose import build_service
 from voiceqna.engines import store_sqlite
 from voiceqna.errors import Overloaded
-from voiceqna.page.handlers import AudioFiles, PageHandlers
+from voiceqna.page.audio_files import AudioFiles
+from voiceqna.page.handlers import PageHandlers
 from voiceqna.ports import Heard
 from voiceqna.service import Limits
 
@@ -49,6 +50,11 @@ def service(fake, tmp_path, fake_recognizer):
     return service
 
 
+def after_turn(updates):
+    """The page as a streamed turn leaves it: its last update."""
+    return list(updates)[-1]
+
+
 def wait_for(condition, what: str) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while not condition():
@@ -72,13 +78,13 @@ def test_a_spoken_turn_from_the_page_is_load_shed_like_a_rest_one(service, fake,
     conversation_id = service.create()
     in_flight = service.gate.reserve()  # another spoken turn holds the one place
     try:
-        update = handlers.ask_audio(conversation_id, [], str(clip))
+        update = after_turn(handlers.stream_audio(conversation_id, [], str(clip)))
         assert "서버가 바빠요" in update.error and "busy" in update.error and "nothing was stored" in update.error
         assert service.get(conversation_id) == [] and update.chat == []
     finally:
         in_flight.release()
     fake.hold.set()  # the chat engine answers at once from here on
-    update = handlers.ask_audio(conversation_id, [], str(clip))
+    update = after_turn(handlers.stream_audio(conversation_id, [], str(clip)))
     assert update.error == "" and len(service.get(conversation_id)) == 2
 
 

@@ -161,10 +161,11 @@ def test_playback_drops_a_turn_in_progress(clips):
 
 def test_barge_in_reports_speech_during_playback_quickly_and_keeps_it_as_the_next_turn(clips):
     endpointer = Endpointer()
-    run(streams.join([recording(clips, 0)], [], seed=1).audio, endpointer=endpointer)
+    first = streams.join([recording(clips, 0)], [], seed=1).audio
+    run(first, endpointer=endpointer)
     endpointer.start_playback(barge_in=True)
     assert endpointer.state is State.PLAYBACK
-    began = endpointer.now_s
+    began = first.size / SAMPLE_RATE  # the stream's clock: seconds of audio fed so far
     stream = streams.join([recording(clips, 3)], [], lead_s=1.0, tail_s=2.0, seed=6)
     events = run(stream.audio, endpointer=endpointer)
     started, turn = events[0], events[-1]

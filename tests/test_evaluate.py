@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -154,6 +155,22 @@ def test_the_default_call_runs_beside_the_app_on_the_same_clips(read_speech, tmp
         assert run["label"] in table
         assert run["cer"] < 0.4, run  # both recognise these clips; a broken run gives ~1
     assert default["settings"]["compute_type"] == app["settings"]["compute_type"] == "int8"
+
+
+def test_window_beam_and_vad_threshold_each_make_a_run_and_are_named_in_its_label():
+    """What benchmarks/levers.py and vad.py compared, as evaluate.py's flags (no model loaded)."""
+    import evaluate
+    from voiceqna.config import Settings
+
+    args = evaluate.parse_args(["--recognizer", "default", "--recognizer", "app", "--window-s", "10",
+                                "--window-s", "30", "--beam-size", "2", "--vad-threshold", "0.5", "--device", "cpu"])
+    runs = evaluate.configurations(Settings(), args)
+    options = [(kind, s.whisper.window_s, s.whisper.beam_size, s.whisper.vad_threshold, s.whisper.device)
+               for s, kind in runs]
+    assert options == [("default", 10, 2, 0.5, "cpu"), ("app", 10, 2, 0.5, "cpu"), ("app", 30, 2, 0.5, "cpu")]
+    labels = [evaluate.Loaded(s, SimpleNamespace(compute_type="int8"), kind, 0.0).label for s, kind in runs]
+    assert labels == ["default call: base (int8, beam 5, 30 s)", "base (int8, beam 2, VAD 0.5)",
+                      "base (int8, beam 2, window s 30, VAD 0.5)"]
 
 
 def test_offline_default_dataset_says_how_to_use_a_local_copy(tmp_path):

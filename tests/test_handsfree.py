@@ -19,8 +19,10 @@ from voiceqna.config import HandsFreeOptions
 from voiceqna.evaluation import streams
 from voiceqna.evaluation.clips import seconds
 from voiceqna.evaluation.metrics import char_errors
+from voiceqna.page import handsfree_calls
 from voiceqna.page.handlers import PageHandlers
-from voiceqna.page.handsfree import HandsFreeSessions, pcm16_samples
+from voiceqna.page.handsfree import HandsFreeSessions
+from voiceqna.page.handsfree_calls import pcm16_samples
 from voiceqna.service import INTERRUPTED_MARK
 
 QUESTIONS = ["sub100100a00000.wav", "sub100102a00011.wav"]
@@ -68,7 +70,7 @@ def pcm_base64(samples: np.ndarray) -> str:
 def feed(handlers: PageHandlers, token: str, samples: np.ndarray, playing: bool = False,
          barge_in: bool = False) -> list[dict]:
     """Send `samples` as the page does, 100 ms a request; every reply."""
-    return [handlers.hands_free_feed({"token": token, "audio": pcm_base64(samples[i: i + PIECE]),
+    return [handsfree_calls.feed(handlers, {"token": token, "audio": pcm_base64(samples[i: i + PIECE]),
                                       "playing": playing, "barge_in": barge_in})
             for i in range(0, samples.size, PIECE)]
 
@@ -155,7 +157,7 @@ def test_barge_in_stores_only_what_was_played_and_hears_the_new_question(handler
         [reply] = feed(handlers, token, speech[i: i + PIECE], playing=playing, barge_in=True)
         if reply["barge_in"]:
             barge.append(i / SAMPLE_RATE)
-            assert handlers.hands_free_interrupt({"token": token, "turn": first, "played": 1})["interrupted"]
+            assert handsfree_calls.interrupt(handlers, {"token": token, "turn": first, "played": 1})["interrupted"]
             playing = False  # the page stopped the answer at once
         second += turn_ids([reply])
     assert len(barge) == 1 and 0.5 <= barge[0] <= 2.0, barge
@@ -177,7 +179,7 @@ def test_closing_a_session_frees_it_and_still_stores_its_turn(handlers, service,
     update, token = handlers.open_hands_free("", [])
     [turn] = turn_ids(feed(handlers, token, streams.join([questions[0][0]], [], tail_s=1.5).audio))
 
-    assert handlers.hands_free_close({"token": token}) == {"closed": True}
+    assert handsfree_calls.close(handlers, {"token": token}) == {"closed": True}
 
     assert token not in handlers.hands_free and len(handlers.hands_free) == 0
     assert feed(handlers, token, np.zeros(PIECE, np.float32))[0]["error"] == "gone"
@@ -204,11 +206,11 @@ def test_an_idle_session_is_ended_and_its_turn_still_stored(service, questions):
 
 def test_bad_audio_gets_a_clear_error_and_the_session_goes_on(handlers, service, questions):
     update, token = handlers.open_hands_free("", [])
-    odd = handlers.hands_free_feed({"token": token, "audio": base64.b64encode(b"\x00\x01\x02").decode()})
-    huge = handlers.hands_free_feed({"token": token, "audio": pcm_base64(np.zeros(11 * SAMPLE_RATE, np.float32))})
-    not_base64 = handlers.hands_free_feed({"token": token, "audio": "not base64!"})
-    no_audio = handlers.hands_free_feed({"token": token})
-    unknown = handlers.hands_free_feed({"token": "no-such-token", "audio": pcm_base64(np.zeros(PIECE, np.float32))})
+    odd = handsfree_calls.feed(handlers, {"token": token, "audio": base64.b64encode(b"\x00\x01\x02").decode()})
+    huge = handsfree_calls.feed(handlers, {"token": token, "audio": pcm_base64(np.zeros(11 * SAMPLE_RATE, np.float32))})
+    not_base64 = handsfree_calls.feed(handlers, {"token": token, "audio": "not base64!"})
+    no_audio = handsfree_calls.feed(handlers, {"token": token})
+    unknown = handsfree_calls.feed(handlers, {"token": "no-such-token", "audio": pcm_base64(np.zeros(PIECE, np.float32))})
 
     assert "16-bit" in odd["error"] and "even number of bytes" in odd["error"]
     assert "Too much audio" in huge["error"] and "at most 10 s" in huge["error"]
@@ -222,9 +224,9 @@ def test_bad_audio_gets_a_clear_error_and_the_session_goes_on(handlers, service,
     # Nothing was lost: the same session still hears a question, and nothing else was stored.
     assert len(turn_ids(feed(handlers, token, streams.join([questions[0][0]], [], tail_s=1.5).audio))) == 1
     assert service.get(update.conversation_id) == []
-    assert handlers.hands_free_interrupt({"token": token, "turn": "x", "played": "1"})["error"]
-    assert handlers.hands_free_close({"token": 5}) == {"closed": False}
-    assert handlers.hands_free_close({"token": token}) == {"closed": True}
+    assert handsfree_calls.interrupt(handlers, {"token": token, "turn": "x", "played": "1"})["error"]
+    assert handsfree_calls.close(handlers, {"token": 5}) == {"closed": False}
+    assert handsfree_calls.close(handlers, {"token": token}) == {"closed": True}
     assert [m.role for m in stored(service, update.conversation_id, 2)] == ["user", "assistant"]
 
 

@@ -11,7 +11,8 @@ import pytest
 from tests.live_server import API_KEY, free_port
 from voiceqna.errors import (AudioTooLarge, BadAudio, EmptyAudio, EngineUnavailable, InvalidInput, NotFound, Unauthorized,
                              VoiceQnAError)
-from voiceqna.page.handlers import AudioFiles, PageHandlers
+from voiceqna.page.audio_files import AudioFiles
+from voiceqna.page.handlers import PageHandlers
 from voiceqna.remote import RemoteService
 from voiceqna.ports import EngineInfo, Message, TurnResult
 from voiceqna.service import ChatService
@@ -19,6 +20,11 @@ from voiceqna.textnorm import compact
 
 CLIP = "sub100100a00000.wav"  # 2.7 s: "저 식당 음식이 정말 맛있나 봐요."
 EARLIER = [Message("user", "안녕", b"client bytes"), Message("assistant", "안녕하세요!")]
+
+
+def after_turn(updates):
+    """The page as a streamed turn leaves it: its last update."""
+    return list(updates)[-1]
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +147,7 @@ def test_remote_errors_never_show_api_url_on_the_page(where, tmp_path):
     try:
         shown = [handlers.engine_info()]
         for update in (handlers.new_conversation(), handlers.open_conversation(cid, [], ""),
-                       handlers.ask_text(cid, [], "안녕"), handlers.ask_audio(cid, [], str(tmp_path / "none.wav"))):
+                       after_turn(handlers.stream_text(cid, [], "안녕")), after_turn(handlers.stream_audio(cid, [], str(tmp_path / "none.wav")))):
             shown += [update.status, update.error]
             assert update.error  # each action failed, and said so
         for call in (lambda: remote.stream_text(cid, "안녕").result(), lambda: remote.stream_audio(cid, b"RIFF").result(),

@@ -1,7 +1,7 @@
 """The page's actions without a browser: the service (offline chat, espeak-ng, a SQLite file; a
 fake recognizer for the logic, the real Whisper base model for one spoken turn of each kind), real
-Korean recordings, and what a user would see, whole turns and streamed ones (one page update
-after each event of the turn)."""
+Korean recordings, and what a user would see after a turn and after each event of it (one page
+update per event)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from voiceqna.compose import build_service
 from voiceqna.ports import Timings
 from voiceqna.ports import Message
 from voiceqna.textnorm import compact
-from voiceqna.page.handlers import AudioFiles, PageHandlers, audio_suffix, format_timings
+from voiceqna.page.audio_files import AudioFiles, audio_suffix
+from voiceqna.page.handlers import PageHandlers
+from voiceqna.page.views import format_timings
 
 
 @pytest.fixture
@@ -41,6 +43,11 @@ def real_handlers(real_service, tmp_path):
     return PageHandlers(real_service, AudioFiles(tmp_path / "real-page-audio"))
 
 
+def after_turn(updates):
+    """The page as a streamed turn leaves it: its last update."""
+    return list(updates)[-1]
+
+
 def is_wav(path: str) -> bool:
     with wave.open(path, "rb") as clip:
         return clip.getnframes() > 0
@@ -53,7 +60,7 @@ def bubble_texts(chat) -> list[tuple[str, str]]:
 def test_spoken_question_becomes_two_bubbles_with_a_playable_answer(real_handlers, real_service, read_speech):
     handlers, service = real_handlers, real_service
     clip = read_speech[0]
-    update = handlers.ask_audio("", [], str(clip.path))
+    update = after_turn(handlers.stream_audio("", [], str(clip.path)))
 
     assert update.error == ""
     assert len(update.conversation_id) == 24  # a conversation was made for the first turn
@@ -68,8 +75,8 @@ def test_spoken_question_becomes_two_bubbles_with_a_playable_answer(real_handler
 
 
 def test_typed_question_is_answered_and_kept_in_the_same_conversation(handlers, service):
-    first = handlers.ask_text("", [], "한국의 수도는 어디야?")
-    second = handlers.ask_text(first.conversation_id, first.chat, "고마워")
+    first = after_turn(handlers.stream_text("", [], "한국의 수도는 어디야?"))
+    second = after_turn(handlers.stream_text(first.conversation_id, first.chat, "고마워"))
 
     assert second.conversation_id == first.conversation_id
     assert "서울" in bubble_texts(second.chat)[1][1]
@@ -82,9 +89,9 @@ def test_silence_is_answered_but_not_added(handlers, tmp_path):
     with wave.open(str(silence), "wb") as out:
         out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
         out.writeframes(b"\x00\x00" * 32000)
-    start = handlers.ask_text("", [], "안녕하세요")
+    start = after_turn(handlers.stream_text("", [], "안녕하세요"))
 
-    update = handlers.ask_audio(start.conversation_id, start.chat, str(silence))
+    update = after_turn(handlers.stream_audio(start.conversation_id, start.chat, str(silence)))
 
     assert update.chat == start.chat
     assert "들리지 않았어요" in update.status and update.error == ""
@@ -100,13 +107,13 @@ def test_silence_is_answered_but_not_added(handlers, tmp_path):
     ],
 )
 def test_bad_recordings_give_a_clear_message_and_change_nothing(handlers, service, tmp_path, content, expected):
-    start = handlers.ask_text("", [], "안녕하세요")
+    start = after_turn(handlers.stream_text("", [], "안녕하세요"))
     path = None
     if content is not None:
         path = tmp_path / "upload.wav"
         path.write_bytes(content)
 
-    update = handlers.ask_audio(start.conversation_id, start.chat, None if path is None else str(path))
+    update = after_turn(handlers.stream_audio(start.conversation_id, start.chat, None if path is None else str(path)))
 
     assert expected in update.error and update.error == update.status
     assert update.chat == start.chat and update.conversation_id == start.conversation_id
@@ -117,14 +124,14 @@ def test_too_long_recording_is_refused_with_the_limit(tmp_path, fake_recognizer,
     service = build_service(make_settings(tmp_path / "data", max_audio_s="1"), recognizer=fake_recognizer)
     handlers = PageHandlers(service, AudioFiles(tmp_path / "page-audio"))
 
-    update = handlers.ask_audio("", [], str(read_speech[0].path))  # 2.7 s
+    update = after_turn(handlers.stream_audio("", [], str(read_speech[0].path)))  # 2.7 s
 
     assert "너무 길거나" in update.error and "1 s" in update.error
     assert update.chat == []
 
 
 def test_empty_typed_question_keeps_the_conversation(handlers):
-    update = handlers.ask_text("", [], "   ")
+    update = after_turn(handlers.stream_text("", [], "   "))
     assert "입력을 확인해 주세요" in update.error
     assert update.conversation_id == ""  # nothing was created for nothing
 
@@ -139,10 +146,10 @@ class FailingChatFake:
 
 
 def test_engine_error_is_shown_not_raised_and_loses_nothing(handlers, service):
-    start = handlers.ask_text("", [], "안녕하세요")
+    start = after_turn(handlers.stream_text("", [], "안녕하세요"))
     service.chat = FailingChatFake()
 
-    update = handlers.ask_text(start.conversation_id, start.chat, "한국의 수도는 어디야?")
+    update = after_turn(handlers.stream_text(start.conversation_id, start.chat, "한국의 수도는 어디야?"))
 
     assert "엔진 오류" in update.error and "ConnectionError" in update.error
     assert "Traceback" not in update.error
@@ -163,7 +170,7 @@ def test_open_conversation_made_elsewhere_shows_its_history_with_players(handler
 
 
 def test_opening_an_unknown_id_keeps_the_current_conversation(handlers):
-    start = handlers.ask_text("", [], "안녕하세요")
+    start = after_turn(handlers.stream_text("", [], "안녕하세요"))
     for bad in ("0123456789abcdef01234567", "not-an-id", ""):
         update = handlers.open_conversation(bad, start.chat, start.conversation_id)
         assert "대화를 찾을 수 없어요" in update.error
@@ -285,7 +292,7 @@ def test_streamed_silence_plays_the_apology_and_adds_nothing(handlers, tmp_path)
     with wave.open(str(silence), "wb") as out:
         out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
         out.writeframes(b"\x00\x00" * 32000)
-    start = handlers.ask_text("", [], "안녕하세요")
+    start = after_turn(handlers.stream_text("", [], "안녕하세요"))
 
     updates = list(handlers.stream_audio(start.conversation_id, start.chat, str(silence)))
 
@@ -295,7 +302,7 @@ def test_streamed_silence_plays_the_apology_and_adds_nothing(handlers, tmp_path)
 
 
 def test_streamed_turn_that_fails_stops_the_audio_and_keeps_the_conversation(handlers, service):
-    start = handlers.ask_text("", [], "안녕하세요")
+    start = after_turn(handlers.stream_text("", [], "안녕하세요"))
     service.chat = FailingChatFake()
 
     *_, last = handlers.stream_text(start.conversation_id, start.chat, "한국의 수도는 어디야?")

@@ -197,11 +197,6 @@ class Endpointer:
         """True while the answer plays and the microphone is watched for someone interrupting."""
         return self._state is State.PLAYBACK and self._barge_in
 
-    @property
-    def now_s(self) -> float:
-        """Seconds of audio fed so far: the stream's clock, in which events are timed."""
-        return self._fed / SAMPLE_RATE
-
     def start_playback(self, barge_in: bool = False) -> None:
         """The answer starts playing. A turn in progress is dropped. Until `stop_playback()`
         the microphone is ignored, or, with `barge_in`, watched for someone interrupting."""

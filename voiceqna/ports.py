@@ -183,10 +183,6 @@ class ChatEngine(Engine, Protocol):
         they are written. Raises EngineUnavailable when the engine cannot answer."""
         ...
 
-    def reply(self, history: Sequence[TextMessage], question: str) -> str:
-        """The whole answer at once."""
-        return "".join(self.stream(history, question))
-
 
 class Synthesizer(Engine, Protocol):
     def synthesize(self, text: str) -> bytes:
@@ -276,6 +272,10 @@ class TurnEvents(Protocol):
         """True once the last event (Done or Failed) has been read."""
         ...
 
+    holding: bool
+    """True while a turn started with `hold_s` has spoken every sentence and waits to be heard
+    before it is stored (always False where turns are not held: over REST)."""
+
     def next_event(self, timeout: float | None = None) -> TurnEvent | None:
         """The next event; None after the last one, or when `timeout` passes first."""
         ...
@@ -294,6 +294,15 @@ class TurnEvents(Protocol):
         """The answer has been heard to its end (a turn started with `hold_s` is stored now)."""
         ...
 
+    def cancel(self) -> None:
+        """Throw the turn away unstored (hands-free started it early and the speech went on).
+        Only where the service's `cancellable_turns` is True."""
+        ...
+
+    def wait(self) -> None:
+        """Until the turn is over (stored or failed), without reading its events (someone else may)."""
+        ...
+
     def result(self) -> TurnResult:
         """Wait for the end; the result, or the turn's error raised."""
         ...
@@ -301,6 +310,10 @@ class TurnEvents(Protocol):
 
 class VoiceChat(Protocol):
     """What both front doors call: ChatService in this process, or RemoteService over HTTP."""
+
+    cancellable_turns: bool
+    """Its streamed turns can be thrown away before they are stored (TurnEvents.cancel): hands-free
+    may then start a turn early, during a pause."""
 
     @property
     def info(self) -> EngineInfo: ...

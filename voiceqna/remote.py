@@ -45,6 +45,9 @@ NOT_THIS_API = ("The REST API's answer was not understood: check that API_URL po
 class RemoteService:
     """Calls the REST API at `base_url` (e.g. http://gpu-box:5000, or http://host:7860/api)."""
 
+    cancellable_turns = False
+    """A turn started over REST is always stored: hands-free does not start turns early here."""
+
     def __init__(self, base_url: str, api_key: str = "", timeout_s: float = 120.0) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -146,6 +149,9 @@ class RemoteService:
 class RemoteTurnStream:
     """A turn's events read from the server's Server-Sent Events, on a thread of its own."""
 
+    holding = False
+    """Over REST a turn is never held: the server stores it once it is written."""
+
     def __init__(self, conversation_id: str, response: httpx.Response) -> None:
         self.conversation_id = conversation_id
         self.response = response
@@ -199,6 +205,14 @@ class RemoteTurnStream:
 
     def heard(self) -> None:
         """Nothing to do: over REST the turn was stored once it was written."""
+
+    def cancel(self) -> None:
+        """Over REST a turn cannot be thrown away (RemoteService.cancellable_turns is False)."""
+        raise EngineUnavailable("A turn of a remote API cannot be thrown away: the server stores it whole.")
+
+    def wait(self) -> None:
+        """Until the server's stream has ended (or was closed)."""
+        self.thread.join()
 
     def result(self) -> TurnResult:
         last = None

@@ -11,6 +11,7 @@ import numpy as np
 from voiceqna.audio import encode_wav
 from voiceqna.config import Settings
 from voiceqna.engines import asr_vad
+from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import EngineUnavailable
 from voiceqna.ports import Recognizer, Transcript
 
@@ -27,7 +28,7 @@ def build(settings: Settings) -> "OpenAIRecognizer":
     )
 
 
-class OpenAIRecognizer(Recognizer):
+class OpenAIRecognizer(BaseEngine, Recognizer):
     """Thread-safe: the VAD model and the HTTP client are both shared safely."""
 
     def __init__(

@@ -23,6 +23,7 @@ from voiceqna.audio import SAMPLE_RATE
 from voiceqna.config import Settings, WhisperOptions
 from voiceqna.engines import asr_vad
 from voiceqna.engines import asr_whisper_models as models
+from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import EngineUnavailable
 from voiceqna.ports import Recognizer, Transcript
 
@@ -92,7 +93,7 @@ def build(settings: Settings) -> "WhisperRecognizer":
     return WhisperRecognizer(settings.whisper, settings.models_dir)
 
 
-class WhisperRecognizer(Recognizer):
+class WhisperRecognizer(BaseEngine, Recognizer):
     """faster-whisper, Korean, with the guards above. Thread-safe; the model is shared."""
 
     def __init__(self, options: WhisperOptions, models_dir) -> None:

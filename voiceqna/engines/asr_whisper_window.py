@@ -12,7 +12,7 @@ silence-padded window the speech ends: on short clips it sometimes said the sent
 looped on a word, or stopped early. So the decoder writes timestamp tokens, the text of
 segments that start after the end of speech (which the VAD knows) is dropped, and a repeat
 at the very end that is left is cut (`cut_repeated_tail`). Measured in README "Measuring
-accuracy" (benchmarks/accuracy.py, with the variants that lost).
+accuracy" (benchmarks/accuracy.py; benchmarks/results/accuracy.json keeps the variants that lost).
 
 Nothing here mutates the shared `WhisperModel`: this module has its own feature extractor
 and tokenizer and only calls the thread-safe `encode` / `generate` of the CTranslate2 model.
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import re
-import zlib
 from dataclasses import dataclass, replace
 
 import ctranslate2
@@ -30,7 +29,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import get_suppressed_tokens
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
 from voiceqna.audio import SAMPLE_RATE
 from voiceqna.textnorm import compact
@@ -81,23 +80,17 @@ class Thresholds:
 
 class WindowDecoder:
     """Encode speech padded with silence to a short window; decode it with timestamps and keep
-    the text said before the speech ends.
+    the text said before the speech ends."""
 
-    `timestamps` and `cut_tail` are the variants measured by benchmarks/accuracy.py; the app
-    uses the defaults."""
-
-    def __init__(self, model: WhisperModel, min_window_s: int, beam_size: int = 1, language: str = "ko",
-                 timestamps: bool = True, cut_tail: bool = True) -> None:
+    def __init__(self, model: WhisperModel, min_window_s: int, beam_size: int = 1, language: str = "ko") -> None:
         self.model = model.model  # the ctranslate2.models.Whisper; encode/generate are thread-safe
         self.min_window_s = int(min_window_s)
         self.beam_size = beam_size
         # Our own extractor: faster-whisper's is mutated by transcribe(chunk_length=...).
         self.features = FeatureExtractor(**model.feat_kwargs)
         self.tokenizer = Tokenizer(model.hf_tokenizer, self.model.is_multilingual, task="transcribe", language=language)
-        self.timestamps = timestamps
-        self.cut_tail = cut_tail
         self.time_per_token = model.time_precision  # timestamp tokens count 20 ms steps from the window's start
-        self.prompt = [*self.tokenizer.sot_sequence] + ([] if timestamps else [self.tokenizer.no_timestamps])
+        self.prompt = list(self.tokenizer.sot_sequence)
         self.suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
         self.to_cpu = self.model.device == "cuda" and len(self.model.device_index) > 1
 
@@ -136,14 +129,13 @@ class WindowDecoder:
             **sampling,
         )[0]
         tokens = result.sequences_ids[0]
-        text = self.tokenizer.decode(self.spoken_part(tokens, speech_s if speech_end_s is None else speech_end_s)).strip()
-        if self.cut_tail:
-            text = cut_repeated_tail(text)
+        text = self.tokenizer.decode(self.spoken_part(tokens, speech_s if speech_end_s is None else speech_end_s))
+        text = cut_repeated_tail(text.strip())
         return Decoded(
             text=text,
             avg_logprob=result.scores[0] * len(tokens) / (len(tokens) + 1),
             no_speech_prob=result.no_speech_prob,
-            compression_ratio=compression_ratio(text),
+            compression_ratio=get_compression_ratio(text),
             temperature=temperature,
             window_s=window_s,
         )
@@ -151,8 +143,6 @@ class WindowDecoder:
     def spoken_part(self, tokens: list[int], speech_s: float) -> list[int]:
         """The text tokens of the segments that start before the speech ends: what the decoder
         writes past the end of speech, over the silence that pads the window, was never said."""
-        if not self.timestamps:
-            return tokens
         first = self.tokenizer.timestamp_begin
         kept, start = [], 0.0
         for token in tokens:
@@ -218,8 +208,3 @@ def cut_repeated_tail(text: str, min_syllables: int = 4) -> str:
         if back_to_back or (joined.startswith(tail) and len(tail) >= 2 * min_syllables):
             return " ".join(words[:k]).rstrip(",")
     return text
-
-
-def compression_ratio(text: str) -> float:
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0

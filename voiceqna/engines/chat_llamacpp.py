@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from voiceqna.config import Settings
+from voiceqna.engines.base import BaseEngine
 from voiceqna.engines.chat_prompt import chat_messages
 from voiceqna.errors import EngineUnavailable
 from voiceqna.ports import ChatEngine, TextMessage
@@ -120,7 +121,7 @@ def pick_threads(requested: int) -> int:
     return max(1, min(4, cores // 2))
 
 
-class LlamaCppChatEngine(ChatEngine):
+class LlamaCppChatEngine(BaseEngine, ChatEngine):
     def __init__(
         self,
         path: Path,

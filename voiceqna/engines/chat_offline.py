@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterator, Sequence
 
 from voiceqna.config import Settings
+from voiceqna.engines.base import BaseEngine
 from voiceqna.engines.chat_knowledge import KnowledgeBase
 from voiceqna.ports import ChatEngine, TextMessage
 from voiceqna.sentences import split_sentences
@@ -19,7 +20,7 @@ def build(settings: Settings) -> "OfflineChatEngine":
     return OfflineChatEngine(KnowledgeBase.load(settings.knowledge_base))
 
 
-class OfflineChatEngine(ChatEngine):
+class OfflineChatEngine(BaseEngine, ChatEngine):
     description = "offline knowledge base"
 
     def __init__(self, knowledge: KnowledgeBase) -> None:

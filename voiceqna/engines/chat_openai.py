@@ -6,6 +6,7 @@ import logging
 from typing import Iterator, Sequence
 
 from voiceqna.config import Settings
+from voiceqna.engines.base import BaseEngine
 from voiceqna.engines.chat_prompt import chat_messages
 from voiceqna.errors import EngineUnavailable
 from voiceqna.ports import ChatEngine, TextMessage
@@ -23,7 +24,7 @@ def build(settings: Settings) -> "OpenAIChatEngine":
     )
 
 
-class OpenAIChatEngine(ChatEngine):
+class OpenAIChatEngine(BaseEngine, ChatEngine):
     def __init__(
         self, api_key: str, model: str, base_url: str = "", timeout_s: float = 30.0, history_messages: int = 10
     ) -> None:

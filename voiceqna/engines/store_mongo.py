@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
 from voiceqna.config import Settings
+from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import AudioTooLarge, EngineUnavailable, NotFound
 from voiceqna.ports import (
     IDEMPOTENCY_TTL_S,
@@ -58,7 +59,7 @@ def build(settings: Settings) -> "MongoStore":
     return MongoStore(settings.mongodb_uri, settings.mongodb_database, settings.mongodb_collection)
 
 
-class MongoStore(ConversationStore):
+class MongoStore(BaseEngine, ConversationStore):
     """Conversations in one MongoDB collection. Thread-safe; safe across processes and hosts."""
 
     def __init__(

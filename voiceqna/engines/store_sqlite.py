@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from voiceqna.config import Settings
+from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import EngineUnavailable, NotFound
 from voiceqna.ports import (
     IDEMPOTENCY_TTL_S,
@@ -71,7 +72,7 @@ def build(settings: Settings) -> "SQLiteStore":
     return SQLiteStore(settings.sqlite_path)
 
 
-class SQLiteStore(ConversationStore):
+class SQLiteStore(BaseEngine, ConversationStore):
     """One SQLite file (WAL). Safe across threads and across processes sharing the file.
 
     Connections are pooled: each call takes one (or opens one), uses it on its thread alone and

@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from voiceqna.config import Settings
+from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import EngineUnavailable
 from voiceqna.ports import Synthesizer
 
@@ -20,7 +21,7 @@ def build(settings: Settings) -> "EspeakSynthesizer":
     return EspeakSynthesizer(voice=settings.espeak_voice)
 
 
-class EspeakSynthesizer(Synthesizer):
+class EspeakSynthesizer(BaseEngine, Synthesizer):
     """espeak-ng's Korean voice: robotic but offline and fast. Answers are cached (LRU)."""
 
     def __init__(self, voice: str = "ko", speed_wpm: int = 165, cache_size: int = 256) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from voiceqna.config import Settings
+from voiceqna.engines.base import BaseEngine
 from voiceqna.ports import Synthesizer
 
 
@@ -10,7 +11,7 @@ def build(settings: Settings) -> "SilentSynthesizer":
     return SilentSynthesizer()
 
 
-class SilentSynthesizer(Synthesizer):
+class SilentSynthesizer(BaseEngine, Synthesizer):
     description = "none (text only)"
 
     def synthesize(self, text: str) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from voiceqna.config import Settings
+from voiceqna.engines.base import BaseEngine
 from voiceqna.errors import EngineUnavailable
 from voiceqna.ports import Synthesizer
 
@@ -21,7 +22,7 @@ def build(settings: Settings) -> "OpenAISynthesizer":
     )
 
 
-class OpenAISynthesizer(Synthesizer):
+class OpenAISynthesizer(BaseEngine, Synthesizer):
     def __init__(self, api_key: str, model: str, voice: str, base_url: str = "", timeout_s: float = 30.0) -> None:
         from openai import OpenAI
 

@@ -9,10 +9,11 @@ import numpy as np
 from voiceqna.audio import SAMPLE_RATE
 from voiceqna.config import WhisperOptions
 from voiceqna.engines.asr_whisper import load_model
+from voiceqna.engines.base import BaseEngine
 from voiceqna.ports import Recognizer, Transcript
 
 
-class DefaultCall(Recognizer):
+class DefaultCall(BaseEngine, Recognizer):
     """`WhisperModel.transcribe(audio, language="ko")` with every other argument left at its
     default (30 s window, timestamps, beam 5, temperature fallback up to 1.0, no VAD), on the
     same loaded model as the app's recognizer (one model per process and configuration)."""
@@ -31,6 +32,3 @@ class DefaultCall(Recognizer):
 
     def warm_up(self) -> None:
         self.transcribe(np.random.default_rng(0).normal(0, 1e-3, SAMPLE_RATE).astype(np.float32))
-
-    def close(self) -> None:
-        pass

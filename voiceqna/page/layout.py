@@ -16,18 +16,16 @@ from typing import Any, Iterator
 import gradio as gr
 
 from voiceqna.config import Settings
-from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate, Playback
+from voiceqna.page import handsfree_calls
+from voiceqna.page.api_calls import ApiCalls
+from voiceqna.page.handlers import PageHandlers
 from voiceqna.page.public_api import publish_api
+from voiceqna.page.views import NO_TURN_YET, PageUpdate, Playback
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CONCURRENT_TURNS = 4
 """Turns the page runs at once; more wait in Gradio's queue, which shows their position."""
 WORKING = "⏳ 처리 중이에요… (working)"
-ANSWER_PLAYERS = ("queue", "gradio", "whole")
-"""How the answer is heard. queue (the page's): each sentence as soon as it is spoken, on our
-Web Audio queue (assets/player.js). gradio: the same stream through Gradio's streaming
-gr.Audio (AAC over HLS). whole: no streaming, the whole answer once it is done (the page before
-streaming). benchmarks/page_first_audio.py measures all three; queue starts first."""
 PLAYER_HTML = (
     '<div class="answer-player"><span class="answer-player-label">🔊 답변 음성 (answer audio)</span> '
     '<span class="answer-player-state" aria-live="polite"></span> '
@@ -82,15 +80,15 @@ class Page:
     remembered: gr.BrowserState
     chat: gr.Chatbot
     status: gr.Markdown
-    hands_free: gr.HTML | None
+    hands_free: gr.HTML
     """The hands-free switches and state; its value carries the tab's session token and the
-    end of each hands-free turn to its script. Only with the page's own player (queue), whose
-    state tells hands-free when the answer is heard."""
+    end of each hands-free turn to its script."""
     recording: gr.Audio
     question: gr.Textbox
     send: gr.Button
-    answer: gr.Component
-    """The answer's player: our audio queue (gr.HTML), or a gr.Audio (see ANSWER_PLAYERS)."""
+    answer: gr.HTML
+    """The answer's player: each sentence as soon as it is spoken, on the page's Web Audio queue
+    (assets/player.js)."""
     conversation_box: gr.Textbox
     open_button: gr.Button
     new_button: gr.Button
@@ -98,20 +96,19 @@ class Page:
     engines: gr.Markdown
 
 
-def build_page(service, settings: Settings, answer_player: str = "queue") -> gr.Blocks:
-    """The page over `service`; `answer_player` is one of ANSWER_PLAYERS (the default is the page's)."""
-    if answer_player not in ANSWER_PLAYERS:
-        raise ValueError(f"answer_player={answer_player!r}: use one of {', '.join(ANSWER_PLAYERS)}")
-    handlers = PageHandlers(service, hands_free=settings.endpointer_options)
+def build_page(service, settings: Settings, handlers: PageHandlers | None = None) -> gr.Blocks:
+    """The page over `service`; its actions are `handlers` (made here when None: whoever passes
+    them calls their `close` at shutdown)."""
+    handlers = handlers or PageHandlers(service, hands_free=settings.endpointer_options)
     with gr.Blocks(title="한국어 음성 질의응답", analytics_enabled=False, delete_cache=(3600, 86400)) as blocks:
-        page = _layout(blocks, answer_player, handlers)
-        publish_api(handlers)  # first: its names stay /ask_text…, the page's private events get suffixes
-        _wire(page, handlers, answer_player)
+        page = _layout(blocks, handlers)
+        publish_api(ApiCalls(service, handlers.files))  # first: its names stay /ask_text…, the page's private events get suffixes
+        _wire(page, handlers)
     blocks.queue(default_concurrency_limit=CONCURRENT_TURNS)
     return blocks
 
 
-def _layout(blocks: gr.Blocks, answer_player: str, handlers: PageHandlers) -> Page:
+def _layout(blocks: gr.Blocks, handlers: PageHandlers) -> Page:
     """Chat, recorder and text box on the left; answer player, conversation id, timings and engines on the right."""
     conversation = gr.State("")
     remembered = gr.BrowserState("", storage_key="voiceqna-conversation")
@@ -129,7 +126,7 @@ def _layout(blocks: gr.Blocks, answer_player: str, handlers: PageHandlers) -> Pa
                 placeholder="녹음 버튼을 누르고 한국어로 질문해 보세요.<br><small>Press record and ask in Korean, or type below.</small>",
             )
             status = gr.Markdown("", elem_id="status")
-            hands_free = _hands_free_panel(handlers) if answer_player == "queue" else None
+            hands_free = _hands_free_panel(handlers)
             recording = gr.Audio(
                 sources=["microphone", "upload"],
                 type="filepath",
@@ -147,7 +144,9 @@ def _layout(blocks: gr.Blocks, answer_player: str, handlers: PageHandlers) -> Pa
                 )
                 send = gr.Button("보내기 (Send)", variant="primary", elem_id="send", scale=1, min_width=110)
         with gr.Column(scale=2, min_width=260):
-            answer = _answer_player(answer_player)
+            answer = gr.HTML(None, html_template=PLAYER_HTML,
+                             js_on_load=(ASSETS / "player.js").read_text(encoding="utf-8"),
+                             elem_id="answer-player", padding=True, container=True)
             with gr.Group():
                 conversation_box = gr.Textbox(
                     label="대화 ID (conversation id)",
@@ -172,16 +171,16 @@ def _hands_free_panel(handlers: PageHandlers) -> gr.HTML:
     component server (POST /gradio_api/component_server, which asks for the page's login)."""
 
     def handsfree_feed(request: dict) -> dict:
-        return handlers.hands_free_feed(request)
+        return handsfree_calls.feed(handlers, request)
 
     def handsfree_interrupt(request: dict) -> dict:
-        return handlers.hands_free_interrupt(request)
+        return handsfree_calls.interrupt(handlers, request)
 
     def handsfree_close(request: dict) -> dict:
-        return handlers.hands_free_close(request)
+        return handsfree_calls.close(handlers, request)
 
     def handsfree_heard(request: dict) -> dict:
-        return handlers.hands_free_heard(request)
+        return handsfree_calls.heard(handlers, request)
 
     html = HANDS_FREE_HTML.replace("{barge_in}", " checked" if handlers.hands_free.options.barge_in else "")
     return gr.HTML(None, html_template=html, js_on_load=(ASSETS / "handsfree.js").read_text(encoding="utf-8"),
@@ -189,38 +188,17 @@ def _hands_free_panel(handlers: PageHandlers) -> gr.HTML:
                                                        handsfree_close])
 
 
-def _answer_player(kind: str) -> gr.Component:
-    if kind == "queue":
-        return gr.HTML(None, html_template=PLAYER_HTML, js_on_load=(ASSETS / "player.js").read_text(encoding="utf-8"),
-                       elem_id="answer-player", padding=True, container=True)
-    return gr.Audio(
-        label="답변 음성 (answer, plays automatically)",
-        autoplay=True,
-        interactive=False,
-        streaming=kind == "gradio",
-        elem_id="answer-audio",
-        buttons=["download"],
-    )
-
-
-def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
+def _wire(page: Page, handlers: PageHandlers) -> None:
     """Which handler each event calls. Every handler's result goes through `show`."""
     turn_outputs = [page.conversation, page.conversation_box, page.chat, page.answer, page.status, page.timings,
                     page.remembered]
     inputs_while_busy = [page.send, page.question, page.recording]
     locked, enabled = gr.update(interactive=False), ENABLED
 
-    def show(update: PageUpdate, answer: "_AnswerValues | None" = None) -> tuple:
+    def show(update: PageUpdate) -> tuple:
         if update.error:
             gr.Warning(update.error, title="확인해 주세요 (please check)")
-        return _as_outputs(update, (answer or _AnswerValues(answer_player)).of(update))
-
-    def ask_text(cid, history, text):
-        update = handlers.ask_text(cid, history, text)
-        return (*show(update), text if update.error else "")  # a failed question stays in the box
-
-    def ask_audio(cid, history, path):
-        return (*show(handlers.ask_audio(cid, history, path)), None)  # the recorder is ready again
+        return _as_outputs(update, gr.skip() if update.playback is None else _playback_value(update.playback))
 
     def stream_text(cid, history, text) -> Iterator[tuple]:
         yield from streamed(handlers.stream_text(cid, history, text),
@@ -234,45 +212,29 @@ def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
         """A streamed turn, started the moment it is asked (no round trip for a separate 'busy'
         event): the page says it is working and locks its inputs, then shows each event, then
         unlocks them (a failed question stays in the box, the recorder is ready again)."""
-        answer, changes = _AnswerValues(answer_player), _Changes()
+        changes = _Changes()
         yield changes.of((*(gr.skip(),) * 4, WORKING, *(gr.skip(),) * 2, locked, locked, locked))
         for update in updates:
             final = update.playback is None or update.playback.final
             after = (enabled, *inputs_after(bool(update.error))) if final else (gr.skip(),) * 3
-            yield changes.of((*show(update, answer), *after))
-
-    def busy():  # answers at once, before the turn starts: the page shows that it is working
-        return WORKING, *(locked for _ in inputs_while_busy)
+            yield changes.of((*show(update), *after))
 
     def idle():  # after the turn, whatever happened to it
         return tuple(enabled for _ in inputs_while_busy)
 
-    if answer_player == "whole":  # the page before streaming, as it was (the benchmark's baseline)
-        text_turn = dict(fn=ask_text, inputs=[page.conversation, page.chat, page.question],
-                         outputs=[*turn_outputs, page.question])
-        audio_turn = dict(fn=ask_audio, inputs=[page.conversation, page.chat, page.recording],
-                          outputs=[*turn_outputs, page.recording])
-    else:
-        text_turn = dict(fn=stream_text, inputs=[page.conversation, page.chat, page.question],
-                         outputs=[*turn_outputs, *inputs_while_busy])
-        audio_turn = dict(fn=stream_audio, inputs=[page.conversation, page.chat, page.recording],
-                          outputs=[*turn_outputs, *inputs_while_busy])
+    text_turn = dict(fn=stream_text, inputs=[page.conversation, page.chat, page.question],
+                     outputs=[*turn_outputs, *inputs_while_busy])
+    audio_turn = dict(fn=stream_audio, inputs=[page.conversation, page.chat, page.recording],
+                      outputs=[*turn_outputs, *inputs_while_busy])
     for trigger, turn in (
         (page.send.click, text_turn),
         (page.question.submit, text_turn),
         (page.recording.stop_recording, audio_turn),
         (page.recording.upload, audio_turn),
     ):
-        if answer_player == "whole":
-            trigger(busy, None, [page.status, *inputs_while_busy], queue=False, **PRIVATE).then(
-                **turn, show_progress="minimal", **PRIVATE
-            ).then(idle, None, inputs_while_busy, queue=False, **PRIVATE)
-        else:
-            trigger(**turn, show_progress="minimal", **PRIVATE).then(idle, None, inputs_while_busy, queue=False,
-                                                                      **PRIVATE)
+        trigger(**turn, show_progress="minimal", **PRIVATE).then(idle, None, inputs_while_busy, queue=False, **PRIVATE)
 
-    if page.hands_free is not None:
-        _wire_hands_free(page, handlers, show, streamed, turn_outputs, inputs_while_busy)
+    _wire_hands_free(page, handlers, show, streamed, turn_outputs, inputs_while_busy)
     page.open_button.click(
         lambda cid, history, current: show(handlers.open_conversation(cid, history, current)),
         [page.conversation_box, page.chat, page.conversation],
@@ -365,26 +327,6 @@ def _same(new: Any, old: Any) -> bool:
         return type(new) is type(old) and bool(new == old)
     except Exception:  # a value that cannot be compared: send it
         return False
-
-
-class _AnswerValues:
-    """What each update of one action puts in the answer's player, for each of ANSWER_PLAYERS."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.sent = 0
-        """Clips already sent (gradio: each update carries only the newest sentence)."""
-
-    def of(self, update: PageUpdate) -> Any:
-        if self.kind == "whole":
-            return gr.skip() if update.error else update.answer_audio
-        if update.playback is None:
-            return gr.skip()
-        if self.kind == "queue":
-            return _playback_value(update.playback)
-        new = update.playback.clips[self.sent:]  # gradio: one chunk per newly spoken sentence
-        self.sent = len(update.playback.clips)
-        return Path(new[-1]).read_bytes() if new else None
 
 
 def _playback_value(playback: Playback) -> dict:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from voiceqna.page.handlers import Answer, PageHandlers, describe_error
+from voiceqna.page.api_calls import ApiCalls
+from voiceqna.page.views import Answer, describe_error
 
 
-def publish_api(handlers: PageHandlers) -> None:
+def publish_api(calls: ApiCalls) -> None:
     """The page's public API, for gradio_client and "Use via API": named endpoints that take and
     return plain values. They run on the page's queue (same concurrency), through the same
     service (same limits), behind the same login (API_KEY). Their components are never shown."""
@@ -31,7 +32,7 @@ def publish_api(handlers: PageHandlers) -> None:
         Returns:
             the question, the answer, the answer's WAV file (None when speech is off), the conversation id.
         """
-        return _api_call(lambda: _answer_values(handlers.api_ask_text(text, conversation_id)))
+        return _api_call(lambda: _answer_values(calls.ask_text(text, conversation_id)))
 
     def ask_audio(audio: str, conversation_id: str = "") -> tuple[str, str, str | None, str]:
         """Ask a question by voice; the answer comes as text and as speech.
@@ -43,7 +44,7 @@ def publish_api(handlers: PageHandlers) -> None:
             the transcript ("" when no speech was heard: nothing is stored then), the answer,
             the answer's WAV file (None when speech is off), the conversation id.
         """
-        return _api_call(lambda: _answer_values(handlers.api_ask_audio(audio, conversation_id)))
+        return _api_call(lambda: _answer_values(calls.ask_audio(audio, conversation_id)))
 
     def transcribe(audio: str) -> str:
         """Speech to text only, without a conversation.
@@ -53,7 +54,7 @@ def publish_api(handlers: PageHandlers) -> None:
         Returns:
             the Korean text ("" when no speech is heard).
         """
-        return _api_call(lambda: handlers.api_transcribe(audio))
+        return _api_call(lambda: calls.transcribe(audio))
 
     gr.on([], ask_text, [text, conversation_id], turn_outputs, api_name="ask_text")
     gr.on([], ask_audio, [audio, conversation_id], turn_outputs, api_name="ask_audio")

@@ -96,14 +96,13 @@ class _Turn:
     """The front door that asked for it (GET /metrics), read in the asking thread."""
 
 
-class _Repeat(Exception):
-    """Raised inside a turn that turns out to be a retry: the stored turn answers it."""
+@dataclass(frozen=True)
+class _Repeat:
+    """What a turn that turns out to be a retry returns: the stored turn answers it."""
 
-    def __init__(self, stored: StoredTurn, spoken: bool = False) -> None:
-        super().__init__("repeat")
-        self.stored = stored
-        self.spoken = spoken
-        """True when this run already streamed its own sentences (found out only when storing)."""
+    stored: StoredTurn
+    spoken: bool = False
+    """True when this run already streamed its own sentences (found out only when storing)."""
 
 
 class ChatService:
@@ -258,22 +257,8 @@ class ChatService:
         Done or Failed, is also returned. Never raises."""
         emit = stream.put if stream else (lambda event: None)
         try:
-            if turn.repeat is not None:
-                emit(Heard(turn.repeat.transcript))
-                raise _Repeat(turn.repeat)
-            if turn.samples is not None:
-                with turn.ticket:
-                    _check_cancelled(stream)  # thrown away while it waited for the recognizer
-                    with _stopwatch(turn.timings, "asr_ms"):
-                        turn.text = self._recognise(turn.samples)
-            _check_cancelled(stream)
-            emit(Heard(turn.text))
-            if not turn.text:
-                last: TurnEvent = Done(self._not_heard(turn, emit))
-            else:
-                last = Done(self._answer(turn, emit, stream))
-        except _Repeat as repeat:
-            last = Done(self._replay(turn, repeat, emit))
+            outcome = self._outcome(turn, emit, stream)
+            last: TurnEvent = Done(self._replay(turn, outcome, emit) if isinstance(outcome, _Repeat) else outcome)
         except VoiceQnAError as exc:
             last = Failed(exc)
         except Exception as exc:  # a bug or an engine's own failure: logged, never half-stored
@@ -287,6 +272,21 @@ class ChatService:
         emit(last)
         return last
 
+    def _outcome(self, turn: _Turn, emit: Callable[[TurnEvent], None],
+                 stream: Optional[TurnStream]) -> TurnResult | _Repeat:
+        """The question heard (or typed), then the answer; a retry's stored turn instead."""
+        if turn.repeat is not None:
+            emit(Heard(turn.repeat.transcript))
+            return _Repeat(turn.repeat)
+        if turn.samples is not None:
+            with turn.ticket:
+                _check_cancelled(stream)  # thrown away while it waited for the recognizer
+                with _stopwatch(turn.timings, "asr_ms"):
+                    turn.text = self._recognise(turn.samples)
+        _check_cancelled(stream)
+        emit(Heard(turn.text))
+        return self._answer(turn, emit, stream) if turn.text else self._not_heard(turn, emit)
+
     def _recognise(self, samples: np.ndarray) -> str:
         try:
             return unicodedata.normalize("NFC", self.recognizer.transcribe(samples).text).strip()
@@ -296,7 +296,8 @@ class ChatService:
             logger.exception("Recognizer failed")
             raise EngineUnavailable(f"The speech recognizer failed ({type(exc).__name__}): try again.") from None
 
-    def _answer(self, turn: _Turn, emit: Callable[[TurnEvent], None], stream: Optional[TurnStream]) -> TurnResult:
+    def _answer(self, turn: _Turn, emit: Callable[[TurnEvent], None],
+                stream: Optional[TurnStream]) -> TurnResult | _Repeat:
         """Answer, speak sentence by sentence, then store the turn whole. The conversation's lock
         is held by the thread that runs the turn, from reading the history to storing, never by
         a reader. That thread may wait for its reader meanwhile: a slow one (the look-ahead), and
@@ -307,7 +308,7 @@ class ChatService:
         with self.locks.hold(turn.conversation_id):
             if turn.key is not None and (earlier := self._same_request(turn, self.store.turn(turn.conversation_id,
                                                                                               turn.key.key))):
-                raise _Repeat(earlier)  # a retry that ran alongside the first one, which has just been stored
+                return _Repeat(earlier)  # a retry that ran alongside the first one, which has just been stored
             history = self.store.history(turn.conversation_id)
             speech = _Speech(self, turn, emit)
             written: list[str] = []
@@ -336,7 +337,7 @@ class ChatService:
             with _stopwatch(timings, "store_ms"):
                 earlier = self.store.append(turn.conversation_id, [user, Message("assistant", answer, spoken)], key)
             if self._same_request(turn, earlier):  # another replica stored a retry of this request first
-                raise _Repeat(earlier, spoken=True)  # its answer stands; nothing of this run is stored
+                return _Repeat(earlier, spoken=True)  # its answer stands; nothing of this run is stored
         timings.total_ms = _ms_since(turn.started)
         return TurnResult(turn.conversation_id, turn.text, answer, spoken, timings, True, speech.error,
                           interrupted is not None)

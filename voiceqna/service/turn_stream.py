@@ -110,6 +110,10 @@ class TurnStream:
         """The answer has been heard to its end: a held turn is stored now."""
         self._released.set()
 
+    def wait(self) -> None:
+        """Until the turn is stored (or failed), without reading its events."""
+        self.thread.join()
+
     def wait_until_heard(self) -> None:
         """From the turn's thread, before storing: wait for `heard`, `interrupt` or `close`
         (at most `hold_s`; no wait without it)."""
