@@ -90,6 +90,9 @@ class _Turn:
     """The client's idempotency key, with the fingerprint of what it asked."""
     repeat: Optional[StoredTurn] = None
     """The turn already stored under `key`: this request is a retry, answered from the store."""
+    speak: bool = True
+    """False: no speech is made for the answer (the reader speaks each sentence's `spoken` text
+    itself: the page's browser voice); nothing is synthesized and no answer audio is stored."""
 
 
 class _Repeat(Exception):
@@ -180,16 +183,20 @@ class ChatService:
             turn.ticket.release()
 
     def stream_text(self, conversation_id: str, text: str, role: str = "user", *,
-                    idempotency_key: str = "") -> TurnStream:
-        """A typed turn as events; a repeat streams the stored answer (one sentence, one audio)."""
+                    idempotency_key: str = "", speak: bool = True) -> TurnStream:
+        """A typed turn as events; a repeat streams the stored answer (one sentence, one audio).
+        `speak=False`: text only, each Sentence with its `spoken` form (the browser speaks it)."""
         turn = self._typed(conversation_id, text, role, idempotency_key)
+        turn.speak = speak
         return TurnStream(lambda stream: self._run(turn, stream))
 
     def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "",
-                     hold_s: float = 0.0) -> TurnStream:
+                     hold_s: float = 0.0, speak: bool = True) -> TurnStream:
         """A spoken turn as events. `hold_s` (hands-free): the turn is stored only once the reader
-        says it was heard, cut short or went away (TurnStream), waiting at most that long."""
+        says it was heard, cut short or went away (TurnStream), waiting at most that long.
+        `speak=False`: as for `stream_text`."""
         turn = self._spoken(conversation_id, data, idempotency_key)
+        turn.speak = speak
         return TurnStream(lambda stream: self._run(turn, stream), hold_s)
 
     def _typed(self, conversation_id: str, text: str, role: str, key: str = "") -> _Turn:
@@ -363,8 +370,8 @@ class ChatService:
         """A retried request: the stored answer's events (one sentence, its audio), nothing stored."""
         stored = repeat.stored
         if not repeat.spoken:
-            emit(Sentence(0, stored.text))
-            if stored.audio:
+            emit(Sentence(0, stored.text, "" if turn.speak else self.speech_text(stored.text)))
+            if stored.audio and turn.speak:
                 emit(SentenceAudio(0, stored.audio))
         turn.timings.total_ms = _ms_since(turn.started)
         return TurnResult(turn.conversation_id, stored.transcript, stored.text, stored.audio, turn.timings, True,
@@ -394,6 +401,10 @@ class _Speech:
     def say(self, sentence: str) -> None:
         index = len(self.sentences)
         self.sentences.append(sentence)
+        if not self.turn.speak:  # the reader speaks it: no synthesis, no audio kept
+            self.emit(Sentence(index, sentence, self.service.speech_text(sentence)))
+            self.audios.append(b"")
+            return
         self.emit(Sentence(index, sentence))
         wav = b"" if self.error else self._synthesize(sentence)
         self.audios.append(wav)
