@@ -93,7 +93,7 @@ def test_by_default_the_same_turn_is_spoken_by_the_server(service, synthesizer):
     events = list(service.stream_text(cid, "기차 언제 떠나요?"))
     assert len([e for e in events if isinstance(e, SentenceAudio)]) == 2
     assert synthesizer.calls == [spoken("KTX는 2026년에 3시에 출발해요."), spoken("표는 5000원이에요.")]
-    assert all(e.spoken == "" for e in events if isinstance(e, Sentence))
+    assert all(e.spoken is None for e in events if isinstance(e, Sentence))
     assert service.get(cid)[1].audio != b""
 
 

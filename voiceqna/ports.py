@@ -123,9 +123,9 @@ class Sentence:
     index: int
     text: str
     """As written (what is shown and stored)."""
-    spoken: str = ""
-    """As a voice should read it (`voiceqna.textnorm.spoken`), set when the turn is not spoken
-    by the server (`speak=False`: the browser speaks it); "" otherwise."""
+    spoken: str | None = None
+    """As a voice should read it (`voiceqna.textnorm.spoken`), when the turn is not spoken by
+    the server (`speak=False`: the browser speaks it); None when the server speaks it."""
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,9 @@ class Playback:
     """The turn is over: no more clips will come."""
     stopped: bool = False
     """Stop playing at once (the turn failed, so its answer does not exist)."""
+    spoken: tuple[str, ...] | None = None
+    """A turn the browser speaks (asked with speak=False): each sentence as a voice should read
+    it (voiceqna.textnorm.spoken), in order, as it is written; None: the server speaks (`clips`)."""
 
 
 @dataclass(frozen=True)
@@ -221,20 +224,24 @@ class PageHandlers:
 
     # --- streamed turns: the answer is shown and heard sentence by sentence as it is written ---
 
-    def stream_text(self, conversation_id: str, chat: list[ChatMessage], text: str) -> Iterator[PageUpdate]:
+    def stream_text(self, conversation_id: str, chat: list[ChatMessage], text: str, speak: bool = True
+                    ) -> Iterator[PageUpdate]:
+        """`speak=False`: text only, the browser speaks the answer (Playback.spoken)."""
         if not (text or "").strip():
             yield failed(conversation_id, chat, InvalidInput("The message is empty: type a question first."))
             return
-        yield from self._streamed(conversation_id, chat, lambda cid: self.service.stream_text(cid, text))
+        yield from self._streamed(conversation_id, chat,
+                                  lambda cid: self.service.stream_text(cid, text, **text_only(speak)))
 
-    def stream_audio(self, conversation_id: str, chat: list[ChatMessage], audio_path: str | None
-                     ) -> Iterator[PageUpdate]:
+    def stream_audio(self, conversation_id: str, chat: list[ChatMessage], audio_path: str | None,
+                     speak: bool = True) -> Iterator[PageUpdate]:
         try:
             data = read_upload(audio_path)
         except VoiceQnAError as exc:
             yield failed(conversation_id, chat, exc)
             return
-        yield from self._streamed(conversation_id, chat, lambda cid: self.service.stream_audio(cid, data))
+        yield from self._streamed(conversation_id, chat,
+                                  lambda cid: self.service.stream_audio(cid, data, **text_only(speak)))
 
     def _streamed(self, conversation_id: str, chat: list[ChatMessage],
                   start: Callable[[str], TurnEvents], turn_id: str = "") -> Iterator[PageUpdate]:
@@ -270,6 +277,8 @@ class PageHandlers:
                     heard = event.text
                 elif isinstance(event, Sentence):
                     sentences.append(event.text)
+                    if event.spoken is not None:  # the browser speaks this turn
+                        playback = replace(playback, spoken=(*(playback.spoken or ()), event.spoken))
                 elif isinstance(event, SentenceAudio):
                     path = self.files.save(event.audio)
                     if path:
@@ -351,7 +360,8 @@ class PageHandlers:
             playing, barge_in = bool(request.get("playing")), bool(request.get("barge_in"))
         except InvalidInput as exc:
             return Reply(State.LISTENING.value, error=str(exc)).as_json()
-        return self.hands_free.feed(token, samples, playing, barge_in).as_json()
+        speak = request.get("speak") is not False  # false: the browser speaks this tab's answers
+        return self.hands_free.feed(token, samples, playing, barge_in, speak).as_json()
 
     def hands_free_interrupt(self, request: dict) -> dict:
         """{token, turn, played} -> {interrupted}: the answer playing in this tab was cut short."""
@@ -453,6 +463,11 @@ class PageHandlers:
         if audio_path:
             content.append({"path": audio_path, "alt_text": "답변 음성 (answer audio)"})
         return {"role": "assistant", "content": content}
+
+
+def text_only(speak: bool) -> dict:
+    """The keyword that asks the service for a turn without speech (none: as before)."""
+    return {} if speak else {"speak": False}
 
 
 def _events(stream: TurnEvents, poll_s: float = 0.1) -> Iterator[TurnEvent | None]:

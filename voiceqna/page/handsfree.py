@@ -112,6 +112,8 @@ class HandsFreeSession:
         """A turn started during a pause (HANDSFREE_SPECULATE_S), before the endpointer ended it:
         it becomes the turn if the pause ends the turn, and is thrown away if the speech goes on."""
         self.closed = False
+        self.speak = True
+        """False: the tab speaks the answers itself (its browser voice); its turns are text only."""
 
 
 class HandsFreeSessions:
@@ -201,9 +203,10 @@ class HandsFreeSessions:
 
     # --- the microphone ---
 
-    def feed(self, token: str, samples: np.ndarray, playing: bool, barge_in: bool) -> Reply:
+    def feed(self, token: str, samples: np.ndarray, playing: bool, barge_in: bool, speak: bool = True) -> Reply:
         """The tab's next audio (16 kHz mono float32); `playing`: the answer was playing while it
-        was heard; `barge_in`: speech during the answer interrupts it (else it is ignored)."""
+        was heard; `barge_in`: speech during the answer interrupts it (else it is ignored);
+        `speak`: False when the tab speaks the answers itself (turns started from now: text only)."""
         session = self._get(token)
         if session is None:
             return Reply(State.LISTENING.value, error=GONE)
@@ -215,6 +218,7 @@ class HandsFreeSessions:
             if session.closed:
                 return Reply(State.LISTENING.value, error=GONE)
             session.last_seen = self.clock()
+            session.speak = speak
             endpointer = session.endpointer
             barge = self._playback(session, playing, barge_in)
             started, turns = False, []
@@ -301,7 +305,8 @@ class HandsFreeSessions:
         turn.conversation_id = session.conversation_id
         turn.started_at = self.clock()
         try:
-            turn.stream = self.service.stream_audio(turn.conversation_id, turn.wav, hold_s=self.hold_s)
+            voice = {} if session.speak else {"speak": False}
+            turn.stream = self.service.stream_audio(turn.conversation_id, turn.wav, hold_s=self.hold_s, **voice)
         except Exception as exc:  # refused before it started: the page shows why
             if not isinstance(exc, VoiceQnAError):
                 logger.exception("Hands-free turn could not start")

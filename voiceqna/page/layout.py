@@ -18,6 +18,7 @@ import gradio as gr
 from voiceqna.config import Settings
 from voiceqna.page.handlers import NO_TURN_YET, PageHandlers, PageUpdate, Playback
 from voiceqna.page.public_api import publish_api
+from voiceqna.page.voice import server_speaks, voice_panel
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CONCURRENT_TURNS = 4
@@ -91,6 +92,9 @@ class Page:
     send: gr.Button
     answer: gr.Component
     """The answer's player: our audio queue (gr.HTML), or a gr.Audio (see ANSWER_PLAYERS)."""
+    voice: gr.Textbox | None
+    """The voice chosen in the voice panel (page/voice.py): browser, server or off, for each turn.
+    Only with the page's own player."""
     conversation_box: gr.Textbox
     open_button: gr.Button
     new_button: gr.Button
@@ -148,6 +152,7 @@ def _layout(blocks: gr.Blocks, answer_player: str, handlers: PageHandlers) -> Pa
                 send = gr.Button("보내기 (Send)", variant="primary", elem_id="send", scale=1, min_width=110)
         with gr.Column(scale=2, min_width=260):
             answer = _answer_player(answer_player)
+            voice = voice_panel(handlers.service) if answer_player == "queue" else None
             with gr.Group():
                 conversation_box = gr.Textbox(
                     label="대화 ID (conversation id)",
@@ -164,7 +169,7 @@ def _layout(blocks: gr.Blocks, answer_player: str, handlers: PageHandlers) -> Pa
                 engines = gr.Markdown("", elem_id="engines")
             gr.Markdown("REST API: [`/api`](/api/docs) — Unity 등 게임 클라이언트용 (for game clients)", elem_id="api-hint")
     return Page(blocks, conversation, remembered, chat, status, hands_free, recording, question, send, answer,
-                conversation_box, open_button, new_button, timings, engines)
+                voice, conversation_box, open_button, new_button, timings, engines)
 
 
 def _hands_free_panel(handlers: PageHandlers) -> gr.HTML:
@@ -222,12 +227,12 @@ def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
     def ask_audio(cid, history, path):
         return (*show(handlers.ask_audio(cid, history, path)), None)  # the recorder is ready again
 
-    def stream_text(cid, history, text) -> Iterator[tuple]:
-        yield from streamed(handlers.stream_text(cid, history, text),
+    def stream_text(cid, history, text, voice=None) -> Iterator[tuple]:
+        yield from streamed(handlers.stream_text(cid, history, text, server_speaks(voice)),
                             lambda failed: (gr.update(value=text if failed else "", interactive=True), enabled))
 
-    def stream_audio(cid, history, path) -> Iterator[tuple]:
-        yield from streamed(handlers.stream_audio(cid, history, path),
+    def stream_audio(cid, history, path, voice=None) -> Iterator[tuple]:
+        yield from streamed(handlers.stream_audio(cid, history, path, server_speaks(voice)),
                             lambda failed: (enabled, gr.update(value=None, interactive=True)))
 
     def streamed(updates: Iterator[PageUpdate], inputs_after) -> Iterator[tuple]:
@@ -253,9 +258,10 @@ def _wire(page: Page, handlers: PageHandlers, answer_player: str) -> None:
         audio_turn = dict(fn=ask_audio, inputs=[page.conversation, page.chat, page.recording],
                           outputs=[*turn_outputs, page.recording])
     else:
-        text_turn = dict(fn=stream_text, inputs=[page.conversation, page.chat, page.question],
+        voice = [page.voice] if page.voice is not None else []  # the voice chosen: does the server speak?
+        text_turn = dict(fn=stream_text, inputs=[page.conversation, page.chat, page.question, *voice],
                          outputs=[*turn_outputs, *inputs_while_busy])
-        audio_turn = dict(fn=stream_audio, inputs=[page.conversation, page.chat, page.recording],
+        audio_turn = dict(fn=stream_audio, inputs=[page.conversation, page.chat, page.recording, *voice],
                           outputs=[*turn_outputs, *inputs_while_busy])
     for trigger, turn in (
         (page.send.click, text_turn),
@@ -389,9 +395,12 @@ class _AnswerValues:
 
 def _playback_value(playback: Playback) -> dict:
     """The audio queue's value; Gradio serves each clip (a FileData) and gives the page its URL."""
-    return {
+    value = {
         "turn": playback.turn,
         "clips": [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in playback.clips],
         "final": playback.final,
         "stopped": playback.stopped,
     }
+    if playback.spoken is not None:  # the browser speaks this turn (assets/speech.js)
+        value["spoken"] = list(playback.spoken)
+    return value

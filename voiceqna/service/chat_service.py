@@ -370,7 +370,7 @@ class ChatService:
         """A retried request: the stored answer's events (one sentence, its audio), nothing stored."""
         stored = repeat.stored
         if not repeat.spoken:
-            emit(Sentence(0, stored.text, "" if turn.speak else self.speech_text(stored.text)))
+            emit(Sentence(0, stored.text, None if turn.speak else self.speech_text(stored.text)))
             if stored.audio and turn.speak:
                 emit(SentenceAudio(0, stored.audio))
         turn.timings.total_ms = _ms_since(turn.started)
