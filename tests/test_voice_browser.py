@@ -141,8 +141,8 @@ def test_a_local_korean_voice_speaks_each_sentence_in_order_and_the_server_synth
 def test_the_choice_is_kept_and_server_voice_plays_the_servers_audio_fake_openai_server(open_voice_page, voice_url,
                                                                                          fake):
     page = open_voice_page(voice_url, [LOCAL_KOREAN])
-    page.select_option("#voice select.voice-mode", "server")
     page.fill("#voice input.voice-rate", "1.5")
+    page.select_option("#voice select.voice-mode", "server")
     page.reload()
     page.wait_for_function("() => window.__speech.voices.length === 1")
     assert page.input_value("#voice select.voice-mode") == "server"
@@ -162,7 +162,8 @@ def test_a_network_voice_is_not_chosen_by_default_but_can_be_picked_with_a_note_
     page = open_voice_page(voice_url, [NETWORK_KOREAN])
     assert page.input_value("#voice select.voice-mode") == "server"
     page.select_option("#voice select.voice-mode", "browser")
-    assert "pick a voice" in page.inner_text("#voice .voice-note")
+    assert "pick a network voice" in page.inner_text("#voice .voice-note")
+    assert page.evaluate("window.voiceqnaSpeech.effective()") == "server"  # not used until picked
     page.select_option("#voice select.voice-name", NETWORK_KOREAN["voiceURI"])
     assert "🌐" in page.inner_text("#voice .voice-note") and "vendor" in page.inner_text("#voice .voice-note")
     before = speech_requests(fake)
