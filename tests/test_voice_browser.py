@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -17,8 +18,9 @@ import pytest
 
 from tests.fake_openai import FakeOpenAI
 from tests.speech_standin import ENGLISH, LOCAL_KOREAN, NETWORK_KOREAN, script
+from tests.test_handsfree_browser import QUESTIONS, WAIT_MS, hands_free_on, microphone, wait_for_answers
 from tests.test_ui_browser import (CHROMIUM, CHROMIUM_ARGS, TURN_TIMEOUT_MS, bubbles, conversation,  # noqa: F401
-                                   live_page, playwright, wait_for_turn)
+                                   live_page, playwright, wait_for_turn, wav_seconds)
 from voiceqna.service import INTERRUPTED_MARK
 from voiceqna.textnorm import spoken
 
@@ -229,3 +231,58 @@ def test_a_long_sentence_is_said_in_parts_split_at_commas_fake_openai_server(ope
     assert " ".join(e["text"] for e in log) == spoken(long)
     assert all(e["text"].endswith((",", ".")) for e in log)
     assert page.evaluate("window.voiceqnaPlayer.log.clips.length") == 1
+
+
+# --- spoken turns: push-to-talk, and hands-free with barge-in ---
+
+
+def test_a_recorded_question_is_answered_in_the_browser_voice_fake_openai_server(open_voice_page, voice_url, fake,
+                                                                               read_speech):
+    clip = next(c for c in read_speech if c.path.name == QUESTIONS[0])
+    page = open_voice_page(voice_url, [LOCAL_KOREAN], microphone=clip.path)
+    before = speech_requests(fake)
+    page.click("#question-audio button.record-button")
+    time.sleep(wav_seconds(clip.path.read_bytes()) + 1.0)
+    page.click("#question-audio button.stop-button")
+    assert "✅" in wait_for_turn(page)
+    log = wait_until_spoken(page, len(SENTENCES))
+    assert [e["text"] for e in log] == [spoken(s) for s in SENTENCES]
+    assert_one_at_a_time(log)
+    assert speech_requests(fake) == before
+    assert conversation(voice_url, conversation_id(page))[1]["audio"] == ""
+
+
+def test_hands_free_listens_again_after_the_last_utterance_and_barge_in_cancels_it_fake_openai_server(
+        open_voice_page, voice_url, fake, read_speech, tmp_path):
+    by_name = {c.path.name: c for c in read_speech}
+    questions = [by_name[name] for name in QUESTIONS]
+    wav = microphone(tmp_path / "two-questions.wav", questions, [3.0], lead_s=1.0, tail_s=12.0)
+    page = open_voice_page(voice_url, [LOCAL_KOREAN], microphone=wav)
+    before = speech_requests(fake)
+    hands_free_on(page)
+    wait_for_answers(page, 2)
+    page.wait_for_function("() => window.voiceqnaPlayer.over()", timeout=WAIT_MS)
+    page.wait_for_timeout(1000)  # a few more pieces of audio after the last utterance
+
+    log = spoken_log(page)
+    assert_one_at_a_time(log)
+    assert speech_requests(fake) == before  # the server spoke nothing
+    stored = conversation(voice_url, conversation_id(page))
+    assert [m["role"] for m in stored] == ["user", "assistant"] * 2 and all(m["audio"] == "" for m in stored[1::2])
+    # The second question came while the first answer was being said: it was cut off there.
+    barge = page.evaluate("window.voiceqnaHandsFree.log.barge")
+    assert barge, "the second question did not interrupt the first answer"
+    played = barge[0]["played"]
+    assert 1 <= played < len(SENTENCES)
+    assert stored[1]["message"] == " ".join(SENTENCES[:played]) + INTERRUPTED_MARK
+    assert [e["how"] for e in log[:played]] == ["end"] * (played - 1) + ["interrupted"]
+    # The second answer was said whole, and the microphone counted as "answer playing" until its
+    # last utterance ended: half-duplex, the page listens again only after the last `end`.
+    last = log[-len(SENTENCES):]
+    assert [e["text"] for e in last] == [spoken(s) for s in SENTENCES] and all(e["how"] == "end" for e in last)
+    assert stored[3]["message"] == " ".join(SENTENCES)
+    posts = page.evaluate("window.voiceqnaHandsFree.log.posts.map(p => ({at: p.at, playing: p.playing}))")
+    during = [p for p in posts if last[0]["started"] + 150 < p["at"] < last[-1]["ended"] - 50]
+    after = [p for p in posts if p["at"] > last[-1]["ended"] + 600]
+    assert during and all(p["playing"] for p in during)
+    assert after and not any(p["playing"] for p in after)
