@@ -19,7 +19,8 @@ One server process (this script with --serve) runs the real service — Whisper 
 SQLite — behind the page. Its chat engine is a FAKE OpenAI-compatible server
 (tests/fake_openai.py; OpenAI cannot be reached here) streaming at a realistic pace: first token
 after 0.4 s, then 15 tokens a second of 2 characters, answers of three Korean sentences of
-25-35 syllables (a different answer each turn). Debian's Chromium (Playwright) asks; turns
+25-35 syllables (six answers in turn; espeak-ng's answer cache is off, so every server-voice
+turn synthesizes its sentences). Debian's Chromium (Playwright) asks; turns
 alternate between the two pages, round after round, so the load of this shared machine falls on
 both alike; each turn waits for its answer to be heard to its end before the next starts.
 
@@ -122,6 +123,9 @@ def serve(port: int, openai_url: str, data_dir: str) -> None:
                                   "OPENAI_BASE_URL": openai_url}, dotenv_path=None)
     service = build_service(settings)
     service.warm_up()
+    uncached = getattr(service.synthesizer, "_synthesize", None)
+    if uncached is not None:  # answers come round again: each server-voice turn pays for its speech, as a new one would
+        service.synthesizer.synthesize = uncached
     root = FastAPI()
     gr.mount_gradio_app(root, build_page(service, settings), path="/page", **mount_options(settings))
     uvicorn.run(root, host="127.0.0.1", port=port, log_level="warning")

@@ -1,8 +1,8 @@
 """The Gradio Blocks page over the service: the layout and which handler each event calls.
 
 What the buttons do lives in `handlers.py` (plain functions, tested without a browser); the
-page's CSS, its microphone/HTTPS check, the answer's audio queue and the hands-free microphone
-live in `assets/`. The page's own events are private (not in "Use via API", not callable by
+page's CSS, its microphone/HTTPS check, the answer's audio queue, the browser's voice (the voice
+choice: voice.py) and the hands-free microphone live in `assets/`. The page's own events are private (not in "Use via API", not callable by
 gradio_client); its public API is `public_api.py`.
 """
 

@@ -2,7 +2,9 @@
 
 create / get / reset, and a turn — typed or spoken — either whole (`send_text`, `send_audio`)
 or as a stream of events (`stream_text`, `stream_audio`): transcript, then each sentence of
-the answer and its audio as soon as it is written and spoken, then done (or error).
+the answer and its audio as soon as it is written and spoken, then done (or error). A streamed
+turn asked with `speak=False` is text only (the page's browser voice speaks it): each sentence
+comes with its spoken form and no speech is made or stored.
 
 A turn is: decode → recognise → the chat engine's answer, cut into sentences → speech per
 sentence → store. The store write comes last and is one transaction, so an error at any
