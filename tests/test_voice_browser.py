@@ -202,6 +202,7 @@ def test_stop_cancels_the_speech_at_once_and_the_answer_is_stored_whole_fake_ope
     assert page.evaluate("window.voiceqnaPlayer.played()") == 1
     assert page.get_attribute("#answer-player [data-state]", "data-state") == "stopped"
     assert conversation(voice_url, conversation_id(page))[1]["message"] == " ".join(SENTENCES)  # typed: whole
+    page.wait_for_function("() => window.voiceqnaPlayer.over()")  # hands-free would report it heard now
 
 
 def test_an_utterance_that_fails_is_skipped_and_a_paused_queue_is_resumed_fake_openai_server(open_voice_page,

@@ -164,6 +164,7 @@ const player = {
       for (const clip of this.log.clips) {
         if (clip.start !== null && clip.start > now) clip.start = clip.end = null;  // never heard
         else if (clip.end !== null && clip.end > now) clip.end = now;  // cut short
+        else if (clip.start !== null && clip.end === null) clip.end = now;  // an utterance cut short
       }
     }
     for (const { source } of this.sources) {
