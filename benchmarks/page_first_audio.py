@@ -1,35 +1,41 @@
-"""In the browser: from asking (Enter, or the Stop click of a recording) to the first answer audio
-playing on the page's audio queue.
+"""In the browser: from asking (Enter, or the Stop click of a recording) to the first sentence of
+the answer being heard, with the server's voice and with the browser's own voice, same server,
+same run; and the server's CPU time per turn with each.
 
     python benchmarks/page_first_audio.py                 # writes benchmarks/results/page-first-audio.json
     python benchmarks/page_first_audio.py --turns 3 --no-spoken
-    python benchmarks/page_first_audio.py --quick     # 1 turn per mode: page-first-audio-quick.json
+    python benchmarks/page_first_audio.py --quick     # 1 turn per voice and question: page-first-audio-quick.json
 
-The player (`queue`) is the page's own audio queue: each sentence's WAV as soon as it is spoken,
-played back to back with Web Audio. The committed results also hold two players the page no
-longer has, measured in the same run: `gradio` (the streamed turn through Gradio's streaming
-gr.Audio, AAC over HLS) and `whole` (the page before streaming: the answer plays once the whole
-turn is done); their figures stay in benchmarks/results/page-first-audio.json.
+The voices (the page's 🔊 음성 choice, voiceqna/page/voice.py): `server`, the server's speech
+engine (espeak-ng) speaking each sentence, its WAV played by the page's audio queue
+(assets/player.js) as soon as it is spoken; `browser`, the browser's Korean voice (Web Speech
+API, assets/speech.js) saying each sentence as soon as it is written, the server speaking
+nothing. Headless Chromium has no voices, so the browser-voice page gets a stand-in local Korean
+voice (tests/speech_standin.py: `start` ~40 ms after `speak()`, ~8 syllables a second), the
+server-voice page none (the page then chooses the server's voice, as it does for a browser
+without a Korean voice).
 
 One server process (this script with --serve) runs the real service — Whisper base, espeak-ng,
-SQLite — and mounts the page. Its chat engine is a FAKE
-OpenAI-compatible server (tests/fake_openai.py; OpenAI cannot be reached here) streaming at a
-realistic pace: first token after 0.4 s, then 15 tokens a second of 2 characters, answers of
-three Korean sentences of 25-35 syllables (a different answer each turn, so no audio is ever
-served from the browser's cache). Debian's Chromium (Playwright) asks; each turn waits for its
-answer to finish playing before the next starts; the first turn warms the page up and is not
-counted.
+SQLite — behind the page. Its chat engine is a FAKE OpenAI-compatible server
+(tests/fake_openai.py; OpenAI cannot be reached here) streaming at a realistic pace: first token
+after 0.4 s, then 15 tokens a second of 2 characters, answers of three Korean sentences of
+25-35 syllables (six answers in turn; espeak-ng's answer cache is off, so every server-voice
+turn synthesizes its sentences). Debian's Chromium (Playwright) asks; turns
+alternate between the two pages, round after round, so the load of this shared machine falls on
+both alike; each turn waits for its answer to be heard to its end before the next starts.
 
 Measured in the page (performance.now()): asked = the Enter keydown or the Stop click; first
-audio = the queue's "voiceqna-playing" (dispatched when its first sentence starts on the audio
-clock). Gaps: the queue's log (silence before a sentence that was not decoded when the one
-before ended; overlaps: a sentence starting before the one before ended).
+heard = the queue's "voiceqna-playing" (server voice: its first sentence starts on the audio
+clock; browser voice: the `start` event of the first utterance). Server CPU = user + system
+time of the server process and its children (espeak-ng) from asking to the answer's end
+(/proc/PID/stat), for typed turns (a spoken turn adds Whisper, the same in both).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import statistics
 import subprocess
@@ -39,8 +45,7 @@ import time
 from pathlib import Path
 
 from benchmarks import common
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from voiceqna.config import PROJECT_ROOT
 
 logger = logging.getLogger("page_first_audio")
 
@@ -49,8 +54,7 @@ SCRIPT = "page_first_audio"
 NAME = "page-first-audio"
 """The results file: benchmarks/results/page-first-audio.json."""
 CHROMIUM = "/usr/bin/chromium"
-PLAYER = "queue"
-"""The page's answer player; the results file keys its figures by it."""
+VOICES = ("server", "browser")
 FIRST_TOKEN_S = 0.4
 TOKENS_PER_S = 15.0
 TURN_TIMEOUT_MS = 120_000
@@ -70,7 +74,7 @@ ANSWERS = (
     "경주는 천 년 동안 신라의 수도였던 아주 오래되고 역사 깊은 도시예요. 불국사와 석굴암은 유네스코 세계 문화유산으로 지정되어 있어요. "
     "밤에는 동궁과 월지의 불빛이 연못에 비쳐서 정말 아름다워요.",
 )
-# In the page: when the user asked, when the first answer audio played, when the turn ended.
+# In every page: when the user asked, when the first sentence was heard, when the turn ended.
 PROBE = """
 window.__bench = {
   asked: null, playing: null, ended: null, working: false,
@@ -87,7 +91,7 @@ window.__bench = {
     this.observer.observe(status, {childList: true, subtree: true, characterData: true});
   },
 };
-document.addEventListener('voiceqna-playing', () => {
+document.addEventListener('voiceqna-playing', () => {  // the queue: a sentence starts (audio or utterance)
   if (window.__bench.asked !== null && window.__bench.playing === null) window.__bench.playing = performance.now();
 }, true);
 document.addEventListener('keydown', (e) => {
@@ -97,10 +101,7 @@ document.addEventListener('click', (e) => {
   if (e.target.closest && e.target.closest('#question-audio .stop-button')) window.__bench.asked = performance.now();
 }, true);
 """
-PLAYBACK_OVER = """() => {
-  const p = window.voiceqnaPlayer;
-  return p.log && p.log.final && p.sources.length === 0 && p.log.clips.every((c) => c.until !== null);
-}"""
+PLAYBACK_OVER = "() => window.voiceqnaPlayer.over()"
 
 
 # --- the server: this script with --serve ---
@@ -120,6 +121,9 @@ def serve(port: int, openai_url: str, data_dir: str) -> None:
                                   "OPENAI_BASE_URL": openai_url}, dotenv_path=None)
     service = build_service(settings)
     service.warm_up()
+    uncached = getattr(service.synthesizer, "_synthesize", None)
+    if uncached is not None:  # answers come round again: each server-voice turn pays for its speech, as a new one would
+        service.synthesizer.synthesize = uncached
     root = FastAPI()
     gr.mount_gradio_app(root, build_page(service, settings), path="/page", **mount_options(settings))
     uvicorn.run(root, host="127.0.0.1", port=port, log_level="warning")
@@ -132,13 +136,13 @@ def start_server(openai_url: str, data_dir: Path) -> tuple[subprocess.Popen, str
     log = open(data_dir.parent / "server.log", "wb")
     process = subprocess.Popen([sys.executable, __file__, "--serve", str(port), openai_url, str(data_dir)],
                                cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}/page/"
     import requests
 
     deadline = time.monotonic() + 300
     while True:
         try:
-            if requests.get(f"{url}/page/", timeout=5).ok:
+            if requests.get(url, timeout=5).ok:
                 return process, url
         except requests.RequestException:
             pass
@@ -147,10 +151,18 @@ def start_server(openai_url: str, data_dir: Path) -> tuple[subprocess.Popen, str
         time.sleep(0.5)
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its waited-for children (espeak-ng)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+
+
 # --- the browser ---
 
 
-def open_page(playwright, url: str, microphone: Path | None, profile: Path):
+def open_page(playwright, url: str, voice: str, microphone: Path | None, profile: Path):
+    from tests.speech_standin import LOCAL_KOREAN, script
+
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"]
     if microphone:
@@ -160,16 +172,21 @@ def open_page(playwright, url: str, microphone: Path | None, profile: Path):
         str(profile), executable_path=CHROMIUM, args=args, headless=True, locale="ko-KR",
         viewport={"width": 1280, "height": 900})
     context.add_init_script(PROBE)
+    context.add_init_script(script([LOCAL_KOREAN] if voice == "browser" else []))
     page = context.pages[0] if context.pages else context.new_page()
     page.set_default_timeout(TURN_TIMEOUT_MS)
     page.goto(url)
     page.wait_for_selector("#engines li")
+    page.wait_for_function("voice => window.voiceqnaSpeech && window.voiceqnaSpeech.effective() === voice"
+                           " && document.querySelector('#voice-mode textarea, #voice-mode input').value === voice",
+                           arg=voice)
     return context, page
 
 
-def one_turn(page, question: str, clip_s: float | None) -> dict:
+def one_turn(page, voice: str, question: str, clip_s: float | None, server_pid: int) -> dict:
     """Ask once (typed when clip_s is None, else record clip_s seconds) and measure."""
     page.evaluate("window.__bench.reset()")
+    cpu_before = cpu_s(server_pid)
     if clip_s is None:
         page.fill("#question-text textarea", question)
         page.keyboard.press("Enter")
@@ -181,21 +198,27 @@ def one_turn(page, question: str, clip_s: float | None) -> dict:
     status = page.inner_text("#status")
     page.wait_for_function("() => window.__bench.playing !== null")
     page.wait_for_function(PLAYBACK_OVER)
+    cpu = cpu_s(server_pid) - cpu_before
     bench = page.evaluate("({asked: window.__bench.asked, playing: window.__bench.playing})")
+    log = page.evaluate("window.voiceqnaPlayer.log")
+    clips = log["clips"]
     turn = {
         "answered": "✅" in status,
         "first_audio_ms": round(bench["playing"] - bench["asked"], 1),
+        "server_cpu_ms": round(cpu * 1000, 1),
         "server_first_audio_ms": _timing(page, "첫 음성까지"),
+        "server_tts_ms": _timing(page, "음성 합성"),
         "server_total_ms": _timing(page, "전체"),
+        "sentences": len(clips),
+        "heard": sum(c["start"] is not None for c in clips),
+        "first_sentence_before_last_arrived": clips[0]["start"] < clips[-1]["arrived"],
     }
-    if clip_s is not None:
-        turn["heard"] = page.query_selector_all("#chat .message.user")[-1].inner_text().strip()
-    clips = page.evaluate("window.voiceqnaPlayer.log")["clips"]
-    turn["sentences"] = len(clips)
-    turn["gaps_ms"] = [round(c["gap"] * 1000, 1) for c in clips[1:]]
-    turn["stalls"] = sum(c["gap"] > 0.005 for c in clips[1:])
-    turn["overlaps"] = sum(b["at"] < a["until"] - 1e-6 for a, b in zip(clips, clips[1:]))
-    turn["first_sentence_before_last_arrived"] = clips[0]["start"] < clips[-1]["arrived"]
+    if voice == "browser":
+        said = page.evaluate("window.__speech.log.filter(e => e.started !== null).map(e => [e.started, e.ended])")
+        turn["utterances"] = len(clips)
+        turn["overlaps"] = sum(b[0] < a[1] for a, b in zip(said, said[1:]))
+    else:
+        turn["overlaps"] = sum(b["at"] < a["until"] - 1e-6 for a, b in zip(clips, clips[1:]))
     return turn
 
 
@@ -215,9 +238,11 @@ def summary(turns: list[dict]) -> dict:
         "first_audio_p50_ms": round(statistics.median(firsts), 1),
         "first_audio_p95_ms": round(firsts[min(len(firsts) - 1, round(0.95 * (len(firsts) - 1)))], 1),
         "first_audio_ms": [t["first_audio_ms"] for t in turns],
+        "server_cpu_p50_ms": _median([t["server_cpu_ms"] for t in turns]),
         "server_first_audio_p50_ms": _median([t["server_first_audio_ms"] for t in turns]),
+        "server_tts_p50_ms": _median([t["server_tts_ms"] for t in turns]),
         "server_total_p50_ms": _median([t["server_total_ms"] for t in turns]),
-        "stalls": sum(t["stalls"] for t in turns),
+        "heard_whole": sum(t["heard"] == t["sentences"] for t in turns),
         "overlaps": sum(t["overlaps"] for t in turns),
     }
 
@@ -238,25 +263,32 @@ def run(turns: int, spoken: bool) -> dict:
     process, url = start_server(fake.base_url, work / "data")
     modes = {"typed": None}
     if spoken:
-        clip = READ_SPEECH / QUESTION_CLIP
-        modes["spoken"] = clip
+        modes["spoken"] = READ_SPEECH / QUESTION_CLIP
     results: dict = {}
     answer_number = 0
     try:
         with sync_playwright() as playwright:
             for mode, microphone in modes.items():
                 clip_s = seconds(microphone.read_bytes()) if microphone else None
-                context, page = open_page(playwright, f"{url}/page/", microphone, work / f"profile-{mode}")
-                measured = []
-                for number in range(turns + 1):  # turn 0 warms the page up and is not counted
-                    fake.answer = ANSWERS[answer_number % len(ANSWERS)]
-                    answer_number += 1
-                    turn = one_turn(page, "이 도시에 대해 알려 줘", clip_s)
-                    logger.info("%s turn %d: %s", mode, number, turn)
-                    if number:
-                        measured.append(turn)
-                context.close()
-                results[mode] = {PLAYER: {**summary(measured), "each": measured}}
+                pages = {v: open_page(playwright, url, v, microphone, work / f"profile-{mode}-{v}") for v in VOICES}
+                measured: dict[str, list] = {v: [] for v in VOICES}
+                for round_number in range(turns + 1):  # round 0 warms each page up and is not counted
+                    order = VOICES if round_number % 2 else VOICES[::-1]
+                    for voice in order:
+                        fake.answer = ANSWERS[answer_number % len(ANSWERS)]
+                        answer_number += 1
+                        turn = one_turn(pages[voice][1], voice, "이 도시에 대해 알려 줘", clip_s, process.pid)
+                        logger.info("%s %s round %d: %s", mode, voice, round_number, turn)
+                        if round_number:
+                            measured[voice].append(turn)
+                for context, _ in pages.values():
+                    context.close()
+                results[mode] = {v: {**summary(t), "each": t} for v, t in measured.items()}
+                server = results[mode]["server"]
+                results[mode]["browser_to_server_p50"] = {
+                    "first_audio": round(results[mode]["browser"]["first_audio_p50_ms"] / server["first_audio_p50_ms"], 3),
+                    "server_cpu": round(results[mode]["browser"]["server_cpu_p50_ms"] / server["server_cpu_p50_ms"], 3),
+                }
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -271,40 +303,44 @@ def setup(turns: int) -> dict:
         "browser": f"{browser} (headless, Playwright)",
         "chat": f"FAKE OpenAI-compatible server (tests/fake_openai.py): first token {FIRST_TOKEN_S} s, "
                 f"{TOKENS_PER_S:g} tokens/s of 2 characters, 3 sentences of 25-35 syllables",
-        "speech": "espeak-ng (ko)",
+        "speech": "server voice: espeak-ng (ko); browser voice: a stand-in local Korean voice "
+                  "(tests/speech_standin.py: start ~40 ms after speak(), ~8 syllables/s)",
         "recognizer": "Whisper base (cpu, int8), the app's defaults",
-        "turns_per_player": turns,
-        "metric": "asked (Enter keydown / Stop click) -> first answer audio playing, in the page (ms)",
+        "turns_per_voice": turns,
+        "metric": "asked (Enter keydown / Stop click) -> first sentence heard (queue's voiceqna-playing: audio "
+                  "start / first utterance's start), in the page (ms); server CPU: user+system of the server "
+                  "process and its children from asking to the answer's end",
     }
 
 
 def markdown(head: dict, result: dict) -> str:
-    """The printed summary: first answer audio per player, typed and spoken (a ratio to the
-    `whole` player's only in results that measured it: the committed ones)."""
-    turns = result["turns_per_player"]
-    modes = [m for m in ("typed", "spoken") if m in result]
-    compared = any("ratio_to_whole_p50" in result[m] for m in modes)
+    """The printed summary: first sentence heard and server CPU per voice, typed and spoken."""
+    turns = result["turns_per_voice"]
     rows = []
-    for mode in modes:
-        for player, r in result[mode].items():
-            if player == "ratio_to_whole_p50":
-                continue
-            ratio = [f"{result[mode]['ratio_to_whole_p50'][player]:.2f}"] if compared else []
-            rows.append([mode, player, f"{r['answered']} of {r['turns']}", f"{r['first_audio_p50_ms']:.0f}",
-                         f"{r['first_audio_p95_ms']:.0f}", *ratio,
-                         common.fmt(r["server_first_audio_p50_ms"], 0), common.fmt(r["server_total_p50_ms"], 0),
-                         r["stalls"], r["overlaps"]])
+    for mode in ("typed", "spoken"):
+        if mode not in result:
+            continue
+        for voice in VOICES:
+            r = result[mode][voice]
+            ratio = result[mode]["browser_to_server_p50"]
+            rows.append([mode, voice, f"{r['answered']} of {r['turns']}", f"{r['first_audio_p50_ms']:.0f}",
+                         f"{r['first_audio_p95_ms']:.0f}", "1.00" if voice == "server" else f"{ratio['first_audio']:.2f}",
+                         common.fmt(r["server_cpu_p50_ms"], 0),
+                         "1.00" if voice == "server" else f"{ratio['server_cpu']:.2f}",
+                         common.fmt(r["server_tts_p50_ms"], 0), f"{r['heard_whole']} of {r['turns']}",
+                         r["overlaps"]])
     return "\n".join([
-        f"In the browser: asked → first answer audio playing, {turns} turn{'s' if turns != 1 else ''} per player and mode; "
-        f"chat: {result['chat']}. {common.header_line(head)}", "",
-        common.table(["question", "player", "answered", "first audio p50 ms", "p95 ms",
-                      *(["p50 / whole's"] if compared else []),
-                      "server first audio p50 ms", "server total p50 ms", "stalls", "overlaps"], rows)])
+        f"In the browser: asked → first sentence heard, and the server's CPU per turn, {turns} "
+        f"turn{'s' if turns != 1 else ''} per voice and question; chat: {result['chat']}. {common.header_line(head)}",
+        "",
+        common.table(["question", "voice", "answered", "first heard p50 ms", "p95 ms", "p50 / server voice's",
+                      "server CPU p50 ms", "CPU / server voice's", "server speech synthesis p50 ms", "heard whole",
+                      "overlaps"], rows)])
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = common.arguments(__doc__, "1 measured turn per mode (unless --turns)", NAME)
-    parser.add_argument("--turns", type=int, help="measured turns per mode (default 6; quick 1)")
+    parser = common.arguments(__doc__, "1 measured turn per voice and question (unless --turns)", NAME)
+    parser.add_argument("--turns", type=int, help="measured turns per voice and question (default 6; quick 1)")
     parser.add_argument("--no-spoken", action="store_true", help="typed turns only")
     return parser.parse_args(argv)
 

@@ -166,13 +166,18 @@ def test_health_under_uploads_probes_both_variants_while_bodies_go_through(run_s
         assert result["idle"][variant]["requests"] == {"create": 0, "get": 0, "errors": 0}
 
 
-def test_page_first_audio_hears_the_queue_in_chromium_fake_openai_server(run_script, tmp_path):
+def test_page_first_audio_hears_the_server_and_the_browser_voice_in_chromium_fake_openai_server(run_script, tmp_path):
     result = run_script("page_first_audio", ["--quick", "--no-spoken"], tmp_path / "p.json")
-    assert "spoken" not in result and result["turns_per_player"] == 1
-    row = result["typed"]["queue"]
-    assert row["turns"] == row["answered"] == 1 and row["first_audio_ms"] == [row["first_audio_p50_ms"]]
-    assert row["each"][0]["sentences"] == 3  # the fake model's three sentences, each played
-    assert "whole" not in result["markdown"]
+    assert "spoken" not in result and result["turns_per_voice"] == 1
+    typed = result["typed"]
+    for voice in ("server", "browser"):
+        row = typed[voice]
+        assert row["turns"] == row["answered"] == row["heard_whole"] == 1 and row["overlaps"] == 0
+        assert row["first_audio_ms"] == [row["first_audio_p50_ms"]] and row["server_cpu_p50_ms"] > 0
+        assert row["each"][0]["sentences"] == 3  # the fake model's three sentences, each heard
+    assert typed["browser_to_server_p50"]["first_audio"] == round(
+        typed["browser"]["first_audio_p50_ms"] / typed["server"]["first_audio_p50_ms"], 3)
+    assert typed["server"]["server_tts_p50_ms"] > 0 and typed["browser"]["server_tts_p50_ms"] is None  # no speech
 
 
 @pytest.mark.parametrize("script", ["endpointing", "health_under_uploads", "llm_bindings", "page_first_audio",

@@ -186,3 +186,19 @@ def test_one_remote_service_shared_by_many_threads(api_url):
             assert [m.text for m in messages if m.role == "user"] == [f"시작 {n}"] + asked
     finally:
         remote.close()
+
+
+def test_remote_text_only_turn_gives_each_sentence_its_spoken_form_and_no_audio(api_url):
+    """The page's browser voice in remote mode: the API server still speaks (its SSE route is
+    unchanged), the page gets what a text-only turn has."""
+    from voiceqna.ports import Done, Sentence, SentenceAudio
+    from voiceqna.textnorm import spoken
+
+    remote = RemoteService(api_url)
+    events = list(remote.stream_text(remote.create(), "이름이 뭐예요?", speak=False))
+    sentences = [e for e in events if isinstance(e, Sentence)]
+    assert sentences and all(s.spoken == spoken(s.text) for s in sentences)
+    assert not [e for e in events if isinstance(e, SentenceAudio)] and isinstance(events[-1], Done)
+    spoken_by_server = list(remote.stream_text(remote.create(), "이름이 뭐예요?"))
+    assert [e for e in spoken_by_server if isinstance(e, SentenceAudio)]
+    assert all(e.spoken is None for e in spoken_by_server if isinstance(e, Sentence))

@@ -122,6 +122,10 @@ class Sentence:
     name: ClassVar[str] = "sentence"
     index: int
     text: str
+    """As written (what is shown and stored)."""
+    spoken: str | None = None
+    """As a voice should read it (`voiceqna.textnorm.spoken`), when the turn is not spoken by
+    the server (`speak=False`: the browser speaks it); None when the server speaks it."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import quote
 
@@ -34,6 +35,7 @@ from voiceqna.ports import (
     TurnResult,
     result_of,
 )
+from voiceqna.spoken import spoken
 
 logger = logging.getLogger(__name__)
 
@@ -94,15 +96,16 @@ class RemoteService:
         return self._call("POST", "transcribe", files=_upload(data))["text"]
 
     def stream_text(self, conversation_id: str, text: str, role: str = "user", *,
-                    idempotency_key: str = "") -> "RemoteTurnStream":
-        return self._stream(conversation_id, f"send/text/{_segment(conversation_id)}/stream",
+                    idempotency_key: str = "", speak: bool = True) -> "RemoteTurnStream":
+        """`speak=False`: the events a text-only turn has (the server's SSE route still speaks it)."""
+        return self._stream(conversation_id, f"send/text/{_segment(conversation_id)}/stream", speak,
                             json={"message": text, "role": role}, headers=_key_header(idempotency_key))
 
     def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "",
-                     hold_s: float = 0.0) -> "RemoteTurnStream":
+                     hold_s: float = 0.0, speak: bool = True) -> "RemoteTurnStream":
         """`hold_s` is not available over REST: the server stores the turn once it is written."""
-        return self._stream(conversation_id, f"send/audio/{_segment(conversation_id)}/stream", files=_upload(data),
-                            headers=_key_header(idempotency_key))
+        return self._stream(conversation_id, f"send/audio/{_segment(conversation_id)}/stream", speak,
+                            files=_upload(data), headers=_key_header(idempotency_key))
 
     def close(self) -> None:
         self.client.close()
@@ -114,7 +117,7 @@ class RemoteService:
             raise self._unreachable(method, path, exc) from None
         return self._json(response)
 
-    def _stream(self, conversation_id: str, path: str, **kwargs: Any) -> "RemoteTurnStream":
+    def _stream(self, conversation_id: str, path: str, speak: bool, **kwargs: Any) -> "RemoteTurnStream":
         """The request is sent and its status read here, so errors before the stream starts
         (unknown id, bad input, overload) raise at once, as in process."""
         try:
@@ -128,7 +131,7 @@ class RemoteService:
                 response.close()
             self._json(response)  # raises the error the server sent
             raise EngineUnavailable(NOT_THIS_API)
-        return RemoteTurnStream(conversation_id, response)
+        return RemoteTurnStream(conversation_id, response, speak)
 
     def _unreachable(self, method: str, path: str, exc: Exception) -> EngineUnavailable:
         logger.warning("%s %s/%s failed: %s", method, self.base_url, path, exc)
@@ -152,9 +155,11 @@ class RemoteTurnStream:
     holding = False
     """Over REST a turn is never held: the server stores it once it is written."""
 
-    def __init__(self, conversation_id: str, response: httpx.Response) -> None:
+    def __init__(self, conversation_id: str, response: httpx.Response, speak: bool = True) -> None:
         self.conversation_id = conversation_id
         self.response = response
+        self.speak = speak
+        """False: the reader speaks the answer; sentences get their spoken form, audio is dropped."""
         self.events: queue.Queue[TurnEvent] = queue.Queue()
         self._finished = False
         self.thread = threading.Thread(target=self._read, name="remote-turn", daemon=True)
@@ -165,6 +170,10 @@ class RemoteTurnStream:
         try:
             for name, data in sse.events(self.response.iter_lines()):
                 last = _event(self.conversation_id, name, data)
+                if not self.speak and isinstance(last, SentenceAudio):
+                    continue
+                if not self.speak and isinstance(last, Sentence):
+                    last = replace(last, spoken=spoken(last.text))
                 if last is not None:
                     self.events.put(last)
                 if isinstance(last, (Done, Failed)):

@@ -25,6 +25,7 @@ from voiceqna.config import HandsFreeOptions
 from voiceqna.errors import EngineUnavailable, InvalidInput, VoiceQnAError
 from voiceqna.page.audio_files import AudioFiles, read_upload
 from voiceqna.page.handsfree import HandsFreeSessions
+from voiceqna.page.handsfree_session import text_only
 from voiceqna.page.views import (
     ANSWERED,
     ANSWERING,
@@ -106,20 +107,24 @@ class PageHandlers:
 
     # --- streamed turns: the answer is shown and heard sentence by sentence as it is written ---
 
-    def stream_text(self, conversation_id: str, chat: list[ChatMessage], text: str) -> Iterator[PageUpdate]:
+    def stream_text(self, conversation_id: str, chat: list[ChatMessage], text: str, speak: bool = True
+                    ) -> Iterator[PageUpdate]:
+        """`speak=False`: text only, the browser speaks the answer (Playback.spoken)."""
         if not (text or "").strip():
             yield failed(conversation_id, chat, InvalidInput("The message is empty: type a question first."))
             return
-        yield from self._streamed(conversation_id, chat, lambda cid: self.service.stream_text(cid, text))
+        yield from self._streamed(conversation_id, chat,
+                                  lambda cid: self.service.stream_text(cid, text, **text_only(speak)))
 
-    def stream_audio(self, conversation_id: str, chat: list[ChatMessage], audio_path: str | None
-                     ) -> Iterator[PageUpdate]:
+    def stream_audio(self, conversation_id: str, chat: list[ChatMessage], audio_path: str | None,
+                     speak: bool = True) -> Iterator[PageUpdate]:
         try:
             data = read_upload(audio_path)
         except VoiceQnAError as exc:
             yield failed(conversation_id, chat, exc)
             return
-        yield from self._streamed(conversation_id, chat, lambda cid: self.service.stream_audio(cid, data))
+        yield from self._streamed(conversation_id, chat,
+                                  lambda cid: self.service.stream_audio(cid, data, **text_only(speak)))
 
     def _streamed(self, conversation_id: str, chat: list[ChatMessage],
                   start: Callable[[str], TurnEvents], turn_id: str = "") -> Iterator[PageUpdate]:
@@ -155,6 +160,8 @@ class PageHandlers:
                     heard = event.text
                 elif isinstance(event, Sentence):
                     sentences.append(event.text)
+                    if event.spoken is not None:  # the browser speaks this turn
+                        playback = replace(playback, spoken=(*(playback.spoken or ()), event.spoken))
                 elif isinstance(event, SentenceAudio):
                     path = self.files.save(event.audio)
                     if path:

@@ -130,12 +130,12 @@ class HandsFreeSessions:
 
     # --- the tab's requests, handed to its session ---
 
-    def feed(self, token: str, samples: np.ndarray, playing: bool, barge_in: bool) -> Reply:
+    def feed(self, token: str, samples: np.ndarray, playing: bool, barge_in: bool, speak: bool = True) -> Reply:
         """The tab's next audio (see HandsFreeSession.feed); "gone" for an unknown token."""
         session = self._get(token)
         if session is None:
             return Reply(State.LISTENING.value, error=GONE)
-        return session.feed(samples, playing, barge_in)
+        return session.feed(samples, playing, barge_in, speak)
 
     def claim(self, token: str, turn_id: str, wait_s: float = CLAIM_WAIT_S) -> HandsFreeTurn:
         """The turn, once it has started (see HandsFreeSession.claim)."""

@@ -22,7 +22,8 @@ def feed(page: PageHandlers, request: dict) -> dict:
         playing, barge_in = bool(request.get("playing")), bool(request.get("barge_in"))
     except InvalidInput as exc:
         return Reply(State.LISTENING.value, error=str(exc)).as_json()
-    return page.hands_free.feed(token, samples, playing, barge_in).as_json()
+    speak = request.get("speak") is not False  # false: the browser speaks this tab's answers
+    return page.hands_free.feed(token, samples, playing, barge_in, speak).as_json()
 
 
 def interrupt(page: PageHandlers, request: dict) -> dict:

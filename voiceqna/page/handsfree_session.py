@@ -43,6 +43,11 @@ GONE = "gone"
 """Reply.error when the session no longer exists: the tab opens a new one."""
 
 
+
+def text_only(speak: bool) -> dict:
+    """The keyword that asks the service for a turn without speech (none: as before)."""
+    return {} if speak else {"speak": False}
+
 @dataclass(frozen=True)
 class Reply:
     """What one request of audio learns: the page shows `state` and acts on the rest."""
@@ -116,6 +121,8 @@ class HandsFreeSession:
         """A turn started during a pause (HANDSFREE_SPECULATE_S), before the endpointer ended it:
         it becomes the turn if the pause ends the turn, and is thrown away if the speech goes on."""
         self.closed = False
+        self.speak = True
+        """False: the tab speaks the answers itself (its browser voice); its turns are text only."""
 
     def set_conversation(self, conversation_id: str) -> None:
         """The tab now shows another conversation: the turns that start from now on go there."""
@@ -125,9 +132,10 @@ class HandsFreeSession:
 
     # --- the microphone ---
 
-    def feed(self, samples: np.ndarray, playing: bool, barge_in: bool) -> Reply:
+    def feed(self, samples: np.ndarray, playing: bool, barge_in: bool, speak: bool = True) -> Reply:
         """The tab's next audio (16 kHz mono float32); `playing`: the answer was playing while it
-        was heard; `barge_in`: speech during the answer interrupts it (else it is ignored)."""
+        was heard; `barge_in`: speech during the answer interrupts it (else it is ignored);
+        `speak`: False when the tab speaks the answers itself (turns started from now: text only)."""
         if samples.size > MAX_CHUNK_S * audio.SAMPLE_RATE:
             return Reply(self.endpointer.state.value,
                          error=f"Too much audio at once ({samples.size / audio.SAMPLE_RATE:.1f} s): send at most "
@@ -136,6 +144,7 @@ class HandsFreeSession:
             if self.closed:
                 return Reply(State.LISTENING.value, error=GONE)
             self.last_seen = self.rules.clock()
+            self.speak = speak
             barge = self._playback(playing, barge_in)
             started, turns = False, []
             for event in self.endpointer.feed(samples):
@@ -221,7 +230,8 @@ class HandsFreeSession:
         turn.conversation_id = self.conversation_id
         turn.started_at = self.rules.clock()
         try:
-            turn.stream = self.rules.service.stream_audio(turn.conversation_id, turn.wav, hold_s=self.rules.hold_s)
+            turn.stream = self.rules.service.stream_audio(turn.conversation_id, turn.wav, hold_s=self.rules.hold_s,
+                                                          **text_only(self.speak))
         except Exception as exc:  # refused before it started: the page shows why
             if not isinstance(exc, VoiceQnAError):
                 logger.exception("Hands-free turn could not start")

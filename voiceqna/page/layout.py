@@ -1,8 +1,8 @@
 """The Gradio Blocks page over the service: the layout and which handler each event calls.
 
 What the buttons do lives in `handlers.py` (plain functions, tested without a browser); the
-page's CSS, its microphone/HTTPS check, the answer's audio queue and the hands-free microphone
-live in `assets/`. The page's own events are private (not in "Use via API", not callable by
+page's CSS, its microphone/HTTPS check, the answer's audio queue, the browser's voice (the voice
+choice: voice.py) and the hands-free microphone live in `assets/`. The page's own events are private (not in "Use via API", not callable by
 gradio_client); its public API is `public_api.py`.
 """
 
@@ -21,6 +21,7 @@ from voiceqna.page.api_calls import ApiCalls
 from voiceqna.page.handlers import PageHandlers
 from voiceqna.page.public_api import publish_api
 from voiceqna.page.views import NO_TURN_YET, PageUpdate, Playback
+from voiceqna.page.voice import server_speaks, voice_panel
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CONCURRENT_TURNS = 4
@@ -89,6 +90,8 @@ class Page:
     answer: gr.HTML
     """The answer's player: each sentence as soon as it is spoken, on the page's Web Audio queue
     (assets/player.js)."""
+    voice: gr.Textbox
+    """The voice chosen in the voice panel (page/voice.py): browser, server or off, for each turn."""
     conversation_box: gr.Textbox
     open_button: gr.Button
     new_button: gr.Button
@@ -147,6 +150,7 @@ def _layout(blocks: gr.Blocks, handlers: PageHandlers) -> Page:
             answer = gr.HTML(None, html_template=PLAYER_HTML,
                              js_on_load=(ASSETS / "player.js").read_text(encoding="utf-8"),
                              elem_id="answer-player", padding=True, container=True)
+            voice = voice_panel(handlers.service)
             with gr.Group():
                 conversation_box = gr.Textbox(
                     label="대화 ID (conversation id)",
@@ -163,7 +167,7 @@ def _layout(blocks: gr.Blocks, handlers: PageHandlers) -> Page:
                 engines = gr.Markdown("", elem_id="engines")
             gr.Markdown("REST API: [`/api`](/api/docs) — Unity 등 게임 클라이언트용 (for game clients)", elem_id="api-hint")
     return Page(blocks, conversation, remembered, chat, status, hands_free, recording, question, send, answer,
-                conversation_box, open_button, new_button, timings, engines)
+                voice, conversation_box, open_button, new_button, timings, engines)
 
 
 def _hands_free_panel(handlers: PageHandlers) -> gr.HTML:
@@ -200,12 +204,12 @@ def _wire(page: Page, handlers: PageHandlers) -> None:
             gr.Warning(update.error, title="확인해 주세요 (please check)")
         return _as_outputs(update, gr.skip() if update.playback is None else _playback_value(update.playback))
 
-    def stream_text(cid, history, text) -> Iterator[tuple]:
-        yield from streamed(handlers.stream_text(cid, history, text),
+    def stream_text(cid, history, text, voice=None) -> Iterator[tuple]:
+        yield from streamed(handlers.stream_text(cid, history, text, server_speaks(voice)),
                             lambda failed: (gr.update(value=text if failed else "", interactive=True), enabled))
 
-    def stream_audio(cid, history, path) -> Iterator[tuple]:
-        yield from streamed(handlers.stream_audio(cid, history, path),
+    def stream_audio(cid, history, path, voice=None) -> Iterator[tuple]:
+        yield from streamed(handlers.stream_audio(cid, history, path, server_speaks(voice)),
                             lambda failed: (enabled, gr.update(value=None, interactive=True)))
 
     def streamed(updates: Iterator[PageUpdate], inputs_after) -> Iterator[tuple]:
@@ -222,9 +226,9 @@ def _wire(page: Page, handlers: PageHandlers) -> None:
     def idle():  # after the turn, whatever happened to it
         return tuple(enabled for _ in inputs_while_busy)
 
-    text_turn = dict(fn=stream_text, inputs=[page.conversation, page.chat, page.question],
+    text_turn = dict(fn=stream_text, inputs=[page.conversation, page.chat, page.question, page.voice],
                      outputs=[*turn_outputs, *inputs_while_busy])
-    audio_turn = dict(fn=stream_audio, inputs=[page.conversation, page.chat, page.recording],
+    audio_turn = dict(fn=stream_audio, inputs=[page.conversation, page.chat, page.recording, page.voice],
                       outputs=[*turn_outputs, *inputs_while_busy])
     for trigger, turn in (
         (page.send.click, text_turn),
@@ -331,9 +335,12 @@ def _same(new: Any, old: Any) -> bool:
 
 def _playback_value(playback: Playback) -> dict:
     """The audio queue's value; Gradio serves each clip (a FileData) and gives the page its URL."""
-    return {
+    value = {
         "turn": playback.turn,
         "clips": [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in playback.clips],
         "final": playback.final,
         "stopped": playback.stopped,
     }
+    if playback.spoken is not None:  # the browser speaks this turn (assets/speech.js)
+        value["spoken"] = list(playback.spoken)
+    return value

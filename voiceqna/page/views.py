@@ -42,6 +42,9 @@ class Playback:
     """The turn is over: no more clips will come."""
     stopped: bool = False
     """Stop playing at once (the turn failed, so its answer does not exist)."""
+    spoken: tuple[str, ...] | None = None
+    """A turn the browser speaks (asked with speak=False): each sentence as a voice should read
+    it (voiceqna.spoken), in order, as it is written; None: the server speaks (`clips`)."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 create / get / reset, and a turn — typed or spoken — either whole (`send_text`, `send_audio`)
 or as a stream of events (`stream_text`, `stream_audio`): transcript, then each sentence of
-the answer and its audio as soon as it is written and spoken, then done (or error).
+the answer and its audio as soon as it is written and spoken, then done (or error). A streamed
+turn asked with `speak=False` is text only (the page's browser voice speaks it): each sentence
+comes with its spoken form and no speech is made or stored.
 
 A turn is: decode → recognise → the chat engine's answer, cut into sentences → speech per
 sentence → store. The store write comes last and is one transaction, so an error at any
@@ -94,6 +96,9 @@ class _Turn:
     kind: str = "text"
     route: str = field(default_factory=current_route)
     """The front door that asked for it (GET /metrics), read in the asking thread."""
+    speak: bool = True
+    """False: no speech is made for the answer (the reader speaks each sentence's `spoken` text
+    itself: the page's browser voice); nothing is synthesized and no answer audio is stored."""
 
 
 @dataclass(frozen=True)
@@ -186,16 +191,20 @@ class ChatService:
             turn.ticket.release()
 
     def stream_text(self, conversation_id: str, text: str, role: str = "user", *,
-                    idempotency_key: str = "") -> TurnStream:
-        """A typed turn as events; a repeat streams the stored answer (one sentence, one audio)."""
+                    idempotency_key: str = "", speak: bool = True) -> TurnStream:
+        """A typed turn as events; a repeat streams the stored answer (one sentence, one audio).
+        `speak=False`: text only, each Sentence with its `spoken` form (the browser speaks it)."""
         turn = self._typed(conversation_id, text, role, idempotency_key)
+        turn.speak = speak
         return TurnStream(lambda stream: self._run(turn, stream))
 
     def stream_audio(self, conversation_id: str, data: bytes, *, idempotency_key: str = "",
-                     hold_s: float = 0.0) -> TurnStream:
+                     hold_s: float = 0.0, speak: bool = True) -> TurnStream:
         """A spoken turn as events. `hold_s` (hands-free): the turn is stored only once the reader
-        says it was heard, cut short or went away (TurnStream), waiting at most that long."""
+        says it was heard, cut short or went away (TurnStream), waiting at most that long.
+        `speak=False`: as for `stream_text`."""
         turn = self._spoken(conversation_id, data, idempotency_key)
+        turn.speak = speak
         return TurnStream(lambda stream: self._run(turn, stream), hold_s)
 
     def _typed(self, conversation_id: str, text: str, role: str, key: str = "") -> _Turn:
@@ -377,8 +386,8 @@ class ChatService:
         """A retried request: the stored answer's events (one sentence, its audio), nothing stored."""
         stored = repeat.stored
         if not repeat.spoken:
-            emit(Sentence(0, stored.text))
-            if stored.audio:
+            emit(Sentence(0, stored.text, None if turn.speak else self.speech_text(stored.text)))
+            if stored.audio and turn.speak:
                 emit(SentenceAudio(0, stored.audio))
         turn.timings.total_ms = _ms_since(turn.started)
         return TurnResult(turn.conversation_id, stored.transcript, stored.text, stored.audio, turn.timings, True,
@@ -408,6 +417,10 @@ class _Speech:
     def say(self, sentence: str) -> None:
         index = len(self.sentences)
         self.sentences.append(sentence)
+        if not self.turn.speak:  # the reader speaks it: no synthesis, no audio kept
+            self.emit(Sentence(index, sentence, self.service.speech_text(sentence)))
+            self.audios.append(b"")
+            return
         self.emit(Sentence(index, sentence))
         wav = b"" if self.error else self._synthesize(sentence)
         self.audios.append(wav)

@@ -203,7 +203,8 @@ const handsFree = {
     this.sending = true;
     let reply;
     try {
-      reply = await server.handsfree_feed({ token, audio: base64(pieces), playing, barge_in: this.bargeIn });
+      const speak = !["browser", "off"].includes(window.voiceqnaSpeech?.effective());  // else text only
+      reply = await server.handsfree_feed({ token, audio: base64(pieces), playing, barge_in: this.bargeIn, speak });
     } catch (error) {
       reply = undefined;
     }
@@ -269,12 +270,7 @@ const handsFree = {
     // (it holds a hands-free turn until then, so that a barge-in stores only what was heard).
     const player = window.voiceqnaPlayer;
     const turn = this.showing;
-    if (!turn || !this.token || this.heardSent === turn || !player || player.turn !== turn) return;
-    const log = player.log, now = performance.now();
-    if (!log || !log.final || player.sources.length > 0) return;
-    const over = (clip) => (clip.end !== null && clip.end <= now) || player.buffers[clip.index] === null
-      || (player.stopped && clip.start === null);
-    if (!log.clips.every(over)) return;
+    if (!turn || !this.token || this.heardSent === turn || !player || player.turn !== turn || !player.over()) return;
     this.heardSent = turn;
     server.handsfree_heard({ token: this.token, turn });
   },

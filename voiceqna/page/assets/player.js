@@ -13,7 +13,11 @@
 //   .turns     the last 50 turns: per turn, each sentence's URL, when it arrived, was decoded, started and ended
 //              (performance.now() ms; `at`/`until`: the audio clock, s) and the silence before it
 //              (`gap`, s): what the tests and benchmarks/page_first_audio.py read
+//   .over()    the current turn has been heard to its end (or cut short): hands-free reports it heard
 // Each sentence that starts dispatches "voiceqna-playing" (detail: {turn, index}) on the element.
+// A turn the browser speaks (its value has `spoken`: each sentence as the voice should read it)
+// goes to window.voiceqnaSpeech (assets/speech.js) instead, one utterance per sentence; its clips
+// have `spoken` and no URL, and the same arrived/start/end; `skipped`: nothing of it was said.
 const player = {
   context: null,
   turn: null,
@@ -36,12 +40,18 @@ const player = {
     if (!value || !value.turn) return;
     if (value.turn !== this.turn) this.begin(value.turn);
     if (value.stopped) this.stop();
-    const clips = value.clips || [];
+    const spoken = value.spoken, speech = spoken ? window.voiceqnaSpeech : null;
+    const clips = spoken || value.clips || [];
+    if (spoken) this.log.speech = true;
     for (let index = this.log.clips.length; index < clips.length; index++) {
-      const clip = { index, url: resolve(clips[index].url), arrived: performance.now(), ready: null, at: null,
-                     until: null, start: null, end: null, gap: null };
+      const clip = { index, url: spoken ? null : resolve(clips[index].url), arrived: performance.now(), ready: null,
+                     at: null, until: null, start: null, end: null, gap: null };
+      if (spoken) Object.assign(clip, { spoken: spoken[index], skipped: false });
       this.log.clips.push(clip);
-      if (!this.stopped) this.load(this.turn, clip, clip.url);
+      if (this.stopped) continue;
+      if (!spoken) this.load(this.turn, clip, clip.url);
+      else if (speech) speech.add(clip, this.hooks(this.turn));
+      else clip.skipped = true;  // no speech script: nothing can say it
     }
     this.log.final = Boolean(value.final);
     render();
@@ -106,11 +116,36 @@ const player = {
     }, Math.max(0, (at - now) * 1000));
   },
 
+  hooks(turn) {
+    // What the browser's voice tells the queue about a sentence of `turn`.
+    const current = () => turn === this.turn && !this.stopped;
+    return {
+      started: (clip) => {
+        if (!current()) return;
+        element.dispatchEvent(new CustomEvent("voiceqna-playing", { bubbles: true, detail: { turn, index: clip.index } }));
+        render();
+      },
+      ended: () => current() && render(),
+    };
+  },
+
+  sounding() {
+    return this.sources.length > 0 || Boolean(this.log && this.log.speech && window.voiceqnaSpeech?.speaking());
+  },
+
+  over() {
+    const log = this.log, now = performance.now();
+    if (!log || !log.final || this.sounding()) return false;
+    return log.clips.every((c) => (c.end !== null && c.end <= now) || c.skipped || this.buffers[c.index] === null
+      || (this.stopped && c.start === null));
+  },
+
   busy() {
     if (!this.log || this.stopped) return false;
     const now = performance.now();
     if (!this.log.clips.some((c) => c.start !== null && c.start <= now)) return false;
-    if (this.sources.length > 0 || !this.log.final) return true;
+    if (this.sounding() || !this.log.final) return true;
+    if (this.log.speech) return false;
     return this.log.clips.some((c) => this.buffers[c.index] === undefined);  // still loading: it will play
   },
 
@@ -122,11 +157,14 @@ const player = {
   stop() {
     this.stopped = true;
     const now = performance.now();
-    if (this.log && this.sources.length) {
+    const speaking = this.sounding();
+    if (this.log && this.log.speech) window.voiceqnaSpeech?.cancel();
+    if (this.log && speaking) {
       this.log.stopped = true;
       for (const clip of this.log.clips) {
         if (clip.start !== null && clip.start > now) clip.start = clip.end = null;  // never heard
         else if (clip.end !== null && clip.end > now) clip.end = now;  // cut short
+        else if (clip.start !== null && clip.end === null) clip.end = now;  // an utterance cut short
       }
     }
     for (const { source } of this.sources) {
@@ -149,7 +187,7 @@ function resolve(url) {
 
 function render() {
   const log = player.log;
-  const playing = player.sources.length > 0;
+  const playing = player.sounding();
   const started = player.played();
   const total = log ? log.clips.length : 0;
   element.dataset.state = playing ? "playing" : player.stopped && log && log.stopped ? "stopped" : "idle";
