@@ -36,7 +36,7 @@ $(VENV)/.installed: requirements.txt | $(VENV)/bin/python
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-eval.txt requirements-convert.txt requirements-dev-nodeps.txt | $(VENV)/bin/python
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-eval.txt requirements-convert.txt requirements-finetune.txt requirements-dev-nodeps.txt | $(VENV)/bin/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q --no-deps -r requirements-dev-nodeps.txt
 	touch $@ $(VENV)/.installed

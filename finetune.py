@@ -89,13 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parse_args(argv)
     try:
+        import torch
+        import transformers
+
         from voiceqna.evaluation import finetune
-        from voiceqna.evaluation.finetune_train import Interrupted
+        from voiceqna.evaluation.finetune_train import Interrupted, out_of_memory
     except ImportError as exc:
         logger.error("finetune.py needs torch and transformers (%s): pip install -r requirements-finetune.txt", exc)
         return 2
-    import transformers
-
     transformers.utils.logging.set_verbosity_error()  # its generation hints, once per call
     transformers.utils.logging.disable_progress_bar()  # one bar here: the training's
     options = options_from(args, Settings.from_env().models_dir)
@@ -108,8 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", exc)
         return 130
     except KeyboardInterrupt:
-        logger.error("Interrupted before training started: nothing to keep")
+        logger.error("Interrupted outside training: the checkpoints written so far are kept in %s "
+                     "(--resume continues, --convert-only converts the best)", options.output_dir)
         return 130
+    except torch.OutOfMemoryError:
+        logger.error("finetune.py: %s", out_of_memory(args.batch_size))
+        return 2
     except (VoiceQnAError, ConversionError) as exc:
         logger.error("finetune.py: %s", exc)
         return 2

@@ -23,11 +23,18 @@ from voiceqna.compose import build_recognizer
 from voiceqna.config import PROJECT_ROOT
 from voiceqna.engines import asr_whisper_models as models
 
+try:
+    from tests.tiers import tier
+except ImportError:  # the tiers (tests/tiers.py) not merged yet: nothing to tag
+    def tier(name):
+        return lambda fixture: fixture
+
 FINETUNE = str(PROJECT_ROOT / "finetune.py")
 TRAIN_FLAGS = ("--test-size", "0.2", "--batch-size", "2", "--learning-rate", "3e-3", "--seed", "0")
 
 
 @pytest.fixture(scope="module")
+@tier("model")  # torch, transformers and a Whisper model: the full tier, as tests/test_convert.py's
 def tiny_whisper(tmp_path_factory) -> Path:
     """A Whisper checkpoint with tiny dimensions and random weights, with the real multilingual
     tokenizer (the bundled base's) and a complete generation config, saved as a local folder."""

@@ -172,6 +172,7 @@ def _report(options: FinetuneOptions, splits: Splits, state: TrainState, best: P
         "best_checkpoint": str(best),
         "steps": state.step,
         "seconds_per_step": state.seconds_per_step,
+        "cpu_seconds_per_step": state.cpu_seconds_per_step,
         "data": splits.sizes(),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()},
         "device": _device_description(device),

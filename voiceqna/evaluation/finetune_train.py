@@ -75,6 +75,8 @@ class TrainState:
     best_step: int | None = None
     train_s: float = 0.0
     """Seconds spent in training steps (checkpoints and evaluation excluded), all sessions together."""
+    train_cpu_s: float = 0.0
+    """This process's CPU seconds in those steps (all threads): barely changed by other processes' load."""
     steps_timed: int = 0
 
     @property
@@ -84,6 +86,10 @@ class TrainState:
     @property
     def seconds_per_step(self) -> float | None:
         return self.train_s / self.steps_timed if self.steps_timed else None
+
+    @property
+    def cpu_seconds_per_step(self) -> float | None:
+        return self.train_cpu_s / self.steps_timed if self.steps_timed else None
 
 
 @dataclass(frozen=True)
@@ -186,7 +192,7 @@ def train(whisper: Whisper, splits: Splits, options: TrainOptions, output_dir: P
     try:
         while state.step < total:
             batch = batch_at(splits.train, state.step, options.batch_size, options.seed)
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             loss = finetune_model.loss(whisper, batch, device, precision.autocast)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -197,6 +203,7 @@ def train(whisper: Whisper, splits: Splits, options: TrainOptions, output_dir: P
             optimizer.zero_grad(set_to_none=True)
             value = float(loss.detach())
             state.train_s += time.perf_counter() - started
+            state.train_cpu_s += time.process_time() - started_cpu
             state.steps_timed += 1
             state.step += 1
             state.train_loss.append({"step": state.step, "loss": round(value, 5)})
@@ -215,14 +222,19 @@ def train(whisper: Whisper, splits: Splits, options: TrainOptions, output_dir: P
         raise Interrupted(f"Interrupted: kept the checkpoint {folder} (step {state.step} of {total}); "
                           "continue with the same command and --resume") from None
     except torch.OutOfMemoryError:
-        raise OutOfMemory(
-            f"The GPU ran out of memory at --batch-size {options.batch_size}: lower --batch-size "
-            f"(e.g. --batch-size {max(1, options.batch_size // 2)}) and, to keep the same effective batch, "
-            "lower --learning-rate a little; gradient checkpointing and mixed precision are already on"
-        ) from None
+        raise out_of_memory(options.batch_size) from None
     finally:
         bar.close()
     return state
+
+
+def out_of_memory(batch_size: int) -> OutOfMemory:
+    """The error for a GPU that ran out of memory (training, evaluating or transcribing)."""
+    return OutOfMemory(
+        f"The GPU ran out of memory at --batch-size {batch_size}: lower --batch-size "
+        f"(e.g. --batch-size {max(1, batch_size // 2)}), and --learning-rate a little with it; "
+        "gradient checkpointing and mixed precision are already on"
+    )
 
 
 def _save_checkpoint(whisper: Whisper, state: TrainState, extra: dict, output_dir: Path) -> Path:
