@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
             parameters = sum(p.numel() for p in finetune_model.load(str(checkpoint)).model.parameters())
             row = {"parameters_m": round(parameters / 1e6, 1), "steps": steps, "rounds": rounds, "loop": per_step(loop)}
             if trainer:
-                row |= {"trainer": per_step(trainer),
-                        "trainer_over_loop_cpu": round(row_median(trainer, 1) / row_median(loop, 1), 2)}
+                row["trainer"] = per_step(trainer)
+                row["trainer_over_loop_cpu"] = round(row["trainer"]["cpu_s"] / row["loop"]["cpu_s"], 2)
             result["architectures"][architecture] = row
     text = markdown(head, result)
     common.finish(NAME, args, head, {**result, "markdown": text})
