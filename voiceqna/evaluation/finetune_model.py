@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 from voiceqna.audio import SAMPLE_RATE, decode
 from voiceqna.errors import VoiceQnAError
