@@ -48,7 +48,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=compat
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-eval.txt requirements-convert.txt requirements-dev-nodeps.txt pyproject.toml | $(VENV)/bin/python
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-eval.txt requirements-convert.txt requirements-finetune.txt requirements-dev-nodeps.txt pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q --no-deps -r requirements-dev-nodeps.txt
 	$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=compat

@@ -169,7 +169,7 @@ def load(settings: Settings, kind: str = "app") -> Loaded:
         raise EngineUnavailable(
             f"Could not load Whisper model {settings.whisper.model!r} with compute type "
             f"{settings.whisper.compute_type!r} ({type(exc).__name__}: {exc}). Give a folder name under models/ "
-            "(python -m voiceqna.evaluation.convert makes one), a CTranslate2 folder, or a size name or hub id when online."
+            "(python -m voiceqna.convert or finetune.py makes one), a CTranslate2 folder, or a size name or hub id when online."
         ) from None
     loaded = Loaded(settings, recognizer, kind, time.perf_counter() - started)
     logger.info("%s: loaded in %.1f s", loaded.label, loaded.load_s)

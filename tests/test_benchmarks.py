@@ -180,8 +180,17 @@ def test_page_first_audio_hears_the_server_and_the_browser_voice_in_chromium_fak
     assert typed["server"]["server_tts_p50_ms"] > 0 and typed["browser"]["server_tts_p50_ms"] is None  # no speech
 
 
-@pytest.mark.parametrize("script", ["endpointing", "health_under_uploads", "llm_bindings", "page_first_audio",
-                                    "spoken_tts", "sqlite_synchronous"])
+def test_finetune_step_times_the_loop_and_the_trainer_on_the_same_model(tmp_path, read_speech):
+    result = run_script("finetune_step", ["--quick", "--steps", "1"], tmp_path / "f.json")
+    row = result["architectures"]["test-tiny"]
+    assert list(result["architectures"]) == ["test-tiny"] and result["clips"] == len(read_speech)
+    assert row["loop"]["cpu_s"] > 0 and row["loop"]["wall_s"] > 0 and len(row["loop"]["rounds"]) == 1
+    if "trainer" in row:  # accelerate installed
+        assert row["trainer_over_loop_cpu"] == round(row["trainer"]["cpu_s"] / row["loop"]["cpu_s"], 2)
+
+
+@pytest.mark.parametrize("script", ["endpointing", "finetune_step", "health_under_uploads", "llm_bindings",
+                                    "page_first_audio", "spoken_tts", "sqlite_synchronous"])
 def test_committed_results_keep_the_tables_their_script_renders_from_them(script):
     """A figure changed in the JSON, or tables pasted from elsewhere, makes these differ."""
     module = importlib.import_module(f"benchmarks.{script}")

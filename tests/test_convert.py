@@ -1,5 +1,5 @@
 """Bring your own model: a tiny randomly initialised Whisper, built offline with transformers, is
-converted by `python -m voiceqna.evaluation.convert` and then loaded and run by the app's recognizer and
+converted by `python -m voiceqna.convert` and then loaded and run by the app's recognizer and
 by evaluate.py, by name. Its text is garbage; that it loads, runs and returns text is the point."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def models_dir(tmp_path_factory) -> Path:
 
 
 def run_convert(models_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "voiceqna.evaluation.convert", *args], cwd=PROJECT_ROOT,
+    return subprocess.run([sys.executable, "-m", "voiceqna.convert", *args], cwd=PROJECT_ROOT,
                           env=dict(os.environ, MODELS_DIR=str(models_dir)), capture_output=True, text=True, timeout=900)
 
 

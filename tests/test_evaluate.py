@@ -195,5 +195,5 @@ def test_unknown_model_fails_before_the_long_loop(espeak_set, tmp_path):
                           "--output", str(tmp_path / "out"), HF_HUB_OFFLINE="1")
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Could not load Whisper model 'no-such-model'" in result.stderr
-    assert "python -m voiceqna.evaluation.convert" in result.stderr and "Traceback" not in result.stderr
+    assert "python -m voiceqna.convert" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()

@@ -83,7 +83,7 @@ def load_model(options: WhisperOptions, models_dir) -> tuple[object, str, str]:
             except Exception as exc:  # CTranslate2, tokenizers and the hub each raise their own types
                 raise EngineUnavailable(
                     f"Could not load Whisper model {options.model!r} ({type(exc).__name__}: {str(exc)[:200]}): "
-                    "set WHISPER_MODEL to a folder name under MODELS_DIR (python -m voiceqna.evaluation.convert makes one), "
+                    "set WHISPER_MODEL to a folder name under MODELS_DIR (python -m voiceqna.convert or finetune.py makes one), "
                     "a CTranslate2 folder, 'base' for the bundled model, or a size name or hub id when online."
                 ) from None
         return _MODEL_CACHE[key], device, compute_type

@@ -1,8 +1,8 @@
 """Bring your own model: convert a Hugging Face Whisper checkpoint to CTranslate2 in models/<name>.
 
     pip install -r requirements-convert.txt
-    python -m voiceqna.evaluation.convert aiegoo/whisper-tiny-ko --quantization int8      # -> models/whisper-tiny-ko
-    python -m voiceqna.evaluation.convert ./my-finetune --name my-ko
+    python -m voiceqna.convert aiegoo/whisper-tiny-ko --quantization int8      # -> models/whisper-tiny-ko
+    python -m voiceqna.convert ./my-finetune --name my-ko
     WHISPER_MODEL=my-ko python app.py            # or: python evaluate.py --model my-ko
 
 What `ct2-transformers-converter --copy_files tokenizer.json preprocessor_config.json` does,
@@ -43,8 +43,9 @@ def default_name(source: str) -> str:
     return Path(source.rstrip("/\\")).name
 
 
-def convert(source: str, name: str, models_dir: Path, quantization: str = "int8", force: bool = False) -> Path:
-    """Convert `source` (hub id or local folder) into models_dir/name and return that folder."""
+def target(name: str, models_dir: Path, quantization: str = "int8", force: bool = False) -> Path:
+    """models_dir/name, checked before any work: ConversionError for a bad name or quantization,
+    or a folder that exists (unless `force`)."""
     if not _NAME.match(name) or name in BUNDLED_BASE_NAMES:
         raise ConversionError(
             f"{name!r} cannot be a model name: use letters, digits, '.', '_' or '-' "
@@ -52,9 +53,15 @@ def convert(source: str, name: str, models_dir: Path, quantization: str = "int8"
         )
     if quantization not in QUANTIZATIONS:
         raise ConversionError(f"quantization {quantization!r}: use one of {', '.join(QUANTIZATIONS)}")
-    target = models_dir / name
-    if target.exists() and not force:
-        raise ConversionError(f"{target} already exists: pass --force to replace it, or choose another --name")
+    folder = models_dir / name
+    if folder.exists() and not force:
+        raise ConversionError(f"{folder} already exists: pass --force to replace it, or choose another --name")
+    return folder
+
+
+def convert(source: str, name: str, models_dir: Path, quantization: str = "int8", force: bool = False) -> Path:
+    """Convert `source` (hub id or local folder) into models_dir/name and return that folder."""
+    target_dir = target(name, models_dir, quantization, force)
     try:
         import transformers
         from ctranslate2.converters import TransformersConverter
@@ -82,13 +89,13 @@ def convert(source: str, name: str, models_dir: Path, quantization: str = "int8"
         _fill_language_ids(staged)
         if not is_ct2_model_dir(staged):
             raise ConversionError(f"The conversion of {source!r} wrote no model.bin; see the log above")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staged, target)
+        if target_dir.exists():
+            shutil.rmtree(target_dir)
+        os.replace(staged, target_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    logger.info("Wrote %s: use it with WHISPER_MODEL=%s or evaluate.py --model %s", target, name, name)
-    return target
+    logger.info("Wrote %s: use it with WHISPER_MODEL=%s or evaluate.py --model %s", target_dir, name, name)
+    return target_dir
 
 
 def _write_preprocessing(transformers, source: str, staged: Path, scratch: Path) -> None:
@@ -126,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from voiceqna.config import Settings
 
     parser = argparse.ArgumentParser(
-        prog="python -m voiceqna.evaluation.convert", description="Convert a Hugging Face Whisper checkpoint to CTranslate2."
+        prog="python -m voiceqna.convert", description="Convert a Hugging Face Whisper checkpoint to CTranslate2."
     )
     parser.add_argument("source", help="hub id (e.g. aiegoo/whisper-tiny-ko) or a local checkpoint folder")
     parser.add_argument("--name", help="folder name under models/ (default: the source's last path component)")
