@@ -180,7 +180,7 @@ def test_page_first_audio_hears_the_server_and_the_browser_voice_in_chromium_fak
     assert typed["server"]["server_tts_p50_ms"] > 0 and typed["browser"]["server_tts_p50_ms"] is None  # no speech
 
 
-def test_finetune_step_times_the_loop_and_the_trainer_on_the_same_model(tmp_path, read_speech):
+def test_finetune_step_times_the_loop_and_the_trainer_on_the_same_model(run_script, tmp_path, read_speech):
     result = run_script("finetune_step", ["--quick", "--steps", "1"], tmp_path / "f.json")
     row = result["architectures"]["test-tiny"]
     assert list(result["architectures"]) == ["test-tiny"] and result["clips"] == len(read_speech)
