@@ -218,7 +218,7 @@ def test_a_turn_started_early_in_a_pause_is_thrown_away_when_the_speech_goes_on(
     speech goes on; the pause after the last sentence ends the turn, and the turn started early
     in it is the one stored, with both sentences."""
     (one, text_one), (two, text_two) = questions
-    sessions = HandsFreeSessions(service, HandsFreeOptions(), hold_s=0.0)
+    sessions = HandsFreeSessions(service, HandsFreeOptions(speculate_s=0.3, read_words=False), hold_s=0.0)
     cid = service.create()
     token = sessions.open(cid)
     audio = streams.join([one, two], [0.5], lead_s=1.0, tail_s=1.5).audio

@@ -8,7 +8,8 @@ turn's updates (`claim`). Turns of one tab run one after another, so they are st
 order they were spoken. While the answer plays the microphone is ignored (half-duplex), or, with
 barge-in, watched for someone interrupting. A turn is started early, once a pause is
 HANDSFREE_SPECULATE_S long (its recognition overlaps the rest of the pause), and thrown away
-unstored if the speech goes on. The service stores a hands-free turn only once the page says its
+unstored if the speech goes on. Its words, once recognised, decide how long that pause must last
+(voiceqna.turn_end: short after a finished sentence, long after an unfinished one). The service stores a hands-free turn only once the page says its
 answer was heard (or cut short by a barge-in: then only what was heard, marked).
 
 A session ends when its tab says so (the switch, or the beacon sent when the tab closes), or
@@ -30,7 +31,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from voiceqna import audio
+from voiceqna import audio, turn_end
 from voiceqna.config import HandsFreeOptions
 from voiceqna.endpointing import Endpointer, SpeechStarted, State, TurnEnded
 from voiceqna.errors import InvalidInput, VoiceQnAError
@@ -91,6 +92,8 @@ class HandsFreeTurn:
     started_at: float = 0.0
     claimed: bool = False
     started: threading.Event = field(default_factory=threading.Event)
+    verdict: Optional[turn_end.Verdict] = None
+    """A turn started early: what its words say about the pause it was started in."""
 
 
 class HandsFreeSession:
@@ -133,6 +136,8 @@ class HandsFreeSessions:
         self.hold_s = hold_s
         self.speculate_s = options.speculate_s if getattr(service, "cancellable_turns", False) else 0.0
         """HANDSFREE_SPECULATE_S, or 0 over a remote API (a turn started there is always stored)."""
+        self.read_words = options.read_words and self.speculate_s > 0
+        """HANDSFREE_READ_WORDS: the early turn's words decide how long its pause must last."""
         self.speculated = 0
         """Turns started early, during a pause (HANDSFREE_SPECULATE_S)."""
         self.adopted = 0
@@ -226,8 +231,9 @@ class HandsFreeSessions:
                 elif isinstance(event, TurnEnded):
                     turns.append(self._turn_ended(session, event))
             self._speculate(session)
+            turns += self._read_words(session)
             self._let_go_of_unclaimed(session)
-            return Reply(endpointer.state.value, started, barge, tuple(turns))
+            return Reply(_shown_state(session), started, barge, tuple(turns))
 
     def _playback(self, session: HandsFreeSession, playing: bool, barge_in: bool) -> bool:
         """Follow the page's player: mute (or watch for barge-in) while it plays. True when the
@@ -268,6 +274,24 @@ class HandsFreeSessions:
         session.early = turn
         self._start(session, turn)
         self.speculated += 1
+        if self.read_words:  # until the words are known, the pause may last up to the longest wait
+            endpointer.wait_for(self.options.unfinished_wait_s)
+
+    def _read_words(self, session: HandsFreeSession) -> list[str]:
+        """Once the early turn's words are known, they decide how long its pause must last; the
+        turn ends now if the pause is that long already (its id, in a list)."""
+        early = session.early
+        if not self.read_words or early is None or early.verdict is not None:
+            return []
+        text = "" if early.error is not None else getattr(early.stream, "transcript", "")
+        if text is None:
+            return []  # still being recognised
+        pause = early.ended
+        early.verdict = turn_end.decide(text, pause.end_s - pause.start_s, self.options)
+        logger.info("Hands-free pause after %.1f s of speech: %s (%s), wait %.2f s", pause.end_s - pause.start_s,
+                    early.verdict.kind, early.verdict.reason, early.verdict.wait_s)
+        ended = session.endpointer.wait_for(early.verdict.wait_s)
+        return [self._turn_ended(session, ended)] if ended is not None else []
 
     @staticmethod
     def _drop_early(session: HandsFreeSession) -> None:
@@ -442,6 +466,16 @@ def _wait_for_end(stream: TurnEvents) -> None:
         stream.result()
     except Exception:  # the turn's own error: nothing was stored, which is all there is to know
         pass
+
+
+def _shown_state(session: HandsFreeSession) -> str:
+    """The endpointer's state, except listening (듣는 중) while a pause waits for the rest of an
+    unfinished sentence: the page is listening then, not hearing speech."""
+    early, state = session.early, session.endpointer.state
+    if state is State.SPEECH and early is not None and early.verdict is not None \
+            and early.verdict.kind == turn_end.UNFINISHED:
+        return State.LISTENING.value
+    return state.value
 
 
 def _cancel(turn: Optional[HandsFreeTurn]) -> None:
