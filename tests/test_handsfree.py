@@ -257,3 +257,36 @@ def test_a_tab_that_went_away_has_its_sessions_ended(handlers, service):
     assert first not in handlers.hands_free and second not in handlers.hands_free
     assert other in handlers.hands_free
     assert handlers.hands_free_tab_gone("") == 0 and handlers.hands_free_tab_gone("tab-a") == 0
+
+
+def test_a_thinking_pause_mid_question_stays_one_turn_and_a_finished_question_ends_soon(service, read_speech):
+    """The words recognised in a pause (real Whisper) decide it: a question with a 0.8 s thinking
+    pause after 가는데 stays one turn, stored whole; after its final 좋아요? the turn ends after the
+    short wait. Recognition is let keep up with the audio (each turn started early is waited
+    for before more audio is sent), as it does when the speech comes in real time."""
+    from tests.test_turn_end import CUT_S, QUESTION, RESUME_S, spliced
+
+    clip = next(c for c in read_speech if c.path.name == QUESTION)
+    audio, cut_at, end_at = spliced(decode(clip.path.read_bytes()), CUT_S, RESUME_S, 0.8)
+    started = []
+    stream_audio = service.stream_audio
+    service.stream_audio = lambda *args, **kwargs: started.append(stream_audio(*args, **kwargs)) or started[-1]
+    options = HandsFreeOptions()
+    sessions = HandsFreeSessions(service, options, hold_s=0.0)
+    cid = service.create()
+    token = sessions.open(cid)
+    reported = []
+    for begin in range(0, audio.size, PIECE):
+        reply = sessions.feed(token, audio[begin: begin + PIECE], False, False)
+        reported += [((begin + PIECE) / SAMPLE_RATE, turn) for turn in reply.turns]
+        deadline = time.monotonic() + 60
+        while started and started[-1].transcript is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    [(at, turn)] = reported
+    assert end_at < at <= end_at + options.finished_wait_s + 0.25
+    shown = sessions.claim(token, turn)
+    result = shown.stream.result()
+    sessions.finished(token, turn)
+    assert result.stored and char_errors(clip.text, result.transcript).rate <= 0.3, result.transcript
+    sessions.close_all()
