@@ -578,7 +578,8 @@ def score_turns(samples: list[TurnSample], results: list[list[tuple[float, TurnE
     waits, split_finished = [], []
     for sample, turns in zip(samples, results):
         if sample.kind == "unfinished":
-            cut = any(e.end_s <= sample.end_s + 0.1 and at < sample.resume_s for at, e in turns)
+            # a turn ended at this cut, in its thinking pause (an earlier pause of the same recording is another cut)
+            cut = any(abs(e.end_s - sample.end_s) <= 0.15 and at < sample.resume_s for at, e in turns)
             early[sample.place].append(sample.name if cut else "")
         else:
             last = [at for at, e in turns if e.end_s >= sample.end_s - 0.3]
