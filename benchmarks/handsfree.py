@@ -1,8 +1,8 @@
 """Hands-free in the browser, over the real Korean recordings: how soon a turn starts after the
 speaker stops, how soon the answer is heard, and whether turns are cut where they should be.
 
-    python benchmarks/handsfree.py            # writes benchmarks/results/handsfree.json (~8 min)
-    python benchmarks/handsfree.py --quick    # 2 questions, 2 cut cases (~1.5 min; tests/ runs it)
+    python benchmarks/handsfree.py --thinking 6 --cases 10   # writes benchmarks/results/handsfree.json (~15 min)
+    python benchmarks/handsfree.py --quick    # 2 questions, 1 thinking pause, 2 cut cases (~3 min; tests/ runs it)
 
 Debian's Chromium (Playwright, headless) opens the real `python app.py` on loopback with its fake
 microphone fed one WAV, switches hands-free on and touches nothing else. The WAV is made of the
@@ -15,9 +15,12 @@ Engines: the app's offline defaults (Whisper base, the offline chat engine, espe
   of the audio request in which the server's endpointer ended it; the turn is already running on
   the service then). voice_to_voice_s: end of speech → the first sentence of the answer starts
   playing in the page (the audio queue's scheduled start on its Web Audio clock).
-  The same questions again with HANDSFREE_SPECULATE_S=0 (the turn starts only once the pause has
-  ended it; the default starts it, recognition first, when the pause is 0.3 s long, and throws
-  it away if the speech goes on): the baseline, in the same run, on the same machine.
+  The same questions again with the decision before the words were read (HANDSFREE_READ_WORDS=false,
+  HANDSFREE_SPECULATE_S=0.3: every pause ends the turn after HANDSFREE_SILENCE_S, 0.7 s): the
+  baseline, in the same run, on the same machine.
+- thinking (--thinking N): the mid-sentence cuts of benchmarks/data/end_of_turn_ko.csv, each
+  recording with a 0.8 s pause put at its cut (제가 한국 친구 집에 처음 가는데 … 어떤 선물을 …), asked
+  like the questions above, with the words and with the fixed pause: each must stay one turn.
 - cuts (TTS_ENGINE=none, so no answer plays and the microphone is never muted): pairs of
   recordings joined by 0.3 s of room noise (must be one turn) and 2 s (must be two turns), 3 s
   between cases; a turn belongs to the case in which the server ended it.
