@@ -241,7 +241,7 @@ def latency(playwright, tmp: Path, recordings, names, picked: list[int], label: 
     parts = {name: common.spread([row[name] for row in per_question if name in row])
              for name in ("turn_started_to_first_sentence_in_page_s", "first_sentence_fetch_decode_s",
                           "first_sentence_scheduling_s")}
-    return {"settings": settings, "questions": len(picked), "question_gap_s": QUESTION_GAP_S,
+    return {"settings": settings, "questions": len(stream.speech), "question_gap_s": QUESTION_GAP_S,
             "end_of_turn_s": common.spread(end_of_turn),
             "voice_to_voice_s": common.spread(voice_to_voice), "voice_to_voice_parts": parts,
             "questions_not_one_turn": wrong, "turns_started_early_in_their_last_pause": early,

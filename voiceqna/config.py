@@ -70,11 +70,13 @@ class HandsFreeOptions:
     recordings: end of speech → turn p50 0.70 s with 100–160 ms chunks (0.81 s with 250 ms); their
     own pauses between sentences (up to 1.3 s) split 4 of 30 clips (0.6: 8, 0.5: 12); 0.3 s pauses
     never end a turn (0.5 ended 4 of 38)."""
-    speculate_s: float = 0.15
+    speculate_s: float = 0.3
     """When a pause in the speech reaches this long, the page starts the turn early (recognition
     first) and throws it away if the speech resumes before the pause ends the turn: the answer
-    comes sooner, and the words decide how long the pause must be (`read_words`), so the sooner
-    they are known the better (0.3 before the words were read). 0: never."""
+    comes sooner, and the words decide how long the pause must be (`read_words`). 0: never.
+    0.15 (words known sooner) made voice to voice slower on this busy 2-core machine: the
+    recognitions it starts in short pauses and throws away compete with the one that counts
+    (benchmarks/results/handsfree.json, docs/hands-free.md)."""
     read_words: bool = True
     """The words recognised during a pause (`speculate_s`) decide how long it must last
     (voiceqna.turn_end, docs/hands-free.md): a finished sentence `finished_wait_s`, an unfinished
@@ -131,7 +133,7 @@ class HandsFreeOptions:
             found.append(f"{prefix}BARGE_IN_MARGIN_DB={self.barge_in_margin_db:g}: use 1 to 60 dB (default 10)")
         if self.speculate_s and not 0.05 <= self.speculate_s < self.silence_s:
             found.append(f"{prefix}SPECULATE_S={self.speculate_s:g}: use 0 (never) or seconds from 0.05 up to "
-                         "below SILENCE_S (default 0.15)")
+                         "below SILENCE_S (default 0.3)")
         if not 0 < self.finished_wait_s <= self.silence_s <= self.unfinished_wait_s <= 10:
             found.append(f"{prefix}FINISHED_WAIT_S={self.finished_wait_s:g}, SILENCE_S={self.silence_s:g}, "
                          f"UNFINISHED_WAIT_S={self.unfinished_wait_s:g}: need 0 < FINISHED_WAIT_S <= SILENCE_S <= "
