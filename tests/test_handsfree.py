@@ -26,6 +26,9 @@ QUESTIONS = ["sub100100a00000.wav", "sub100102a00011.wav"]
 """저 식당 음식이 정말 맛있나 봐요. / 공부와 일을 같이 하려면 힘들겠어요. (no long pause inside)"""
 PIECE = SAMPLE_RATE // 10
 STORED_WAIT_S = 120.0
+TAIL_S = 2.0
+"""Room noise after a question: longer than HANDSFREE_UNFINISHED_WAIT_S, so the turn ends whatever
+its words say and however late they are known (these tests send audio faster than it is spoken)."""
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +112,9 @@ def test_two_questions_are_two_turns_stored_in_order(handlers, service, question
 def test_half_duplex_ignores_what_is_heard_while_the_answer_plays(handlers, service, questions):
     (one, _), (two, _) = questions
     update, token = handlers.open_hands_free("", [])
-    [turn] = turn_ids(feed(handlers, token, streams.join([one], [], tail_s=1.5).audio))
+    [turn] = turn_ids(feed(handlers, token, streams.join([one], [], tail_s=TAIL_S).audio))
 
-    while_playing = feed(handlers, token, streams.join([two], [], tail_s=1.5).audio, playing=True)
+    while_playing = feed(handlers, token, streams.join([two], [], tail_s=TAIL_S).audio, playing=True)
     assert turn_ids(while_playing) == []
     assert not any(r["speech_started"] or r["barge_in"] for r in while_playing)
     assert {r["state"] for r in while_playing} == {"playback"}
@@ -126,7 +129,7 @@ def test_barge_in_stores_only_what_was_played_and_hears_the_new_question(handler
     (one, _), (two, text_two) = questions
     update, token = handlers.open_hands_free("", [])
     cid = update.conversation_id
-    [first] = turn_ids(feed(handlers, token, streams.join([one], [], tail_s=1.5).audio))
+    [first] = turn_ids(feed(handlers, token, streams.join([one], [], tail_s=TAIL_S).audio))
     updates = handlers.follow_hands_free(token, first, [], cid)
     while (shown := next(updates)).playback is None or not shown.playback.final:
         pass  # every sentence is spoken; the page plays the first one when the person talks over it
@@ -159,7 +162,7 @@ def test_barge_in_stores_only_what_was_played_and_hears_the_new_question(handler
 
 def test_closing_a_session_frees_it_and_still_stores_its_turn(handlers, service, questions):
     update, token = handlers.open_hands_free("", [])
-    [turn] = turn_ids(feed(handlers, token, streams.join([questions[0][0]], [], tail_s=1.5).audio))
+    [turn] = turn_ids(feed(handlers, token, streams.join([questions[0][0]], [], tail_s=TAIL_S).audio))
 
     assert handlers.hands_free_close({"token": token}) == {"closed": True}
 
@@ -173,7 +176,7 @@ def test_an_idle_session_is_ended_and_its_turn_still_stored(service, questions):
     sessions = HandsFreeSessions(service, HandsFreeOptions(), idle_s=1.0)
     cid = service.create()
     token = sessions.open(cid)
-    audio = streams.join([questions[1][0]], [], tail_s=1.5).audio
+    audio = streams.join([questions[1][0]], [], tail_s=TAIL_S).audio
     replies = [sessions.feed(token, audio[i: i + PIECE], False, False) for i in range(0, audio.size, PIECE)]
     assert len([t for r in replies for t in r.turns]) == 1
 
@@ -204,7 +207,7 @@ def test_bad_audio_gets_a_clear_error_and_the_session_goes_on(handlers, service,
         pcm16_samples(b"\x00")
 
     # Nothing was lost: the same session still hears a question, and nothing else was stored.
-    assert len(turn_ids(feed(handlers, token, streams.join([questions[0][0]], [], tail_s=1.5).audio))) == 1
+    assert len(turn_ids(feed(handlers, token, streams.join([questions[0][0]], [], tail_s=TAIL_S).audio))) == 1
     assert service.get(update.conversation_id) == []
     assert handlers.hands_free_interrupt({"token": token, "turn": "x", "played": "1"})["error"]
     assert handlers.hands_free_close({"token": 5}) == {"closed": False}
