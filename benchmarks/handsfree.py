@@ -1,7 +1,7 @@
 """Hands-free in the browser, over the real Korean recordings: how soon a turn starts after the
 speaker stops, how soon the answer is heard, and whether turns are cut where they should be.
 
-    python benchmarks/handsfree.py --thinking 6 --cases 10   # writes benchmarks/results/handsfree.json (~15 min)
+    python benchmarks/handsfree.py --thinking 6 --cases 4   # writes benchmarks/results/handsfree.json (~13 min)
     python benchmarks/handsfree.py --quick    # 2 questions, 1 thinking pause, 2 cut cases (~3 min; tests/ runs it)
 
 Debian's Chromium (Playwright, headless) opens the real `python app.py` on loopback with its fake

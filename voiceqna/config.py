@@ -74,9 +74,8 @@ class HandsFreeOptions:
     """When a pause in the speech reaches this long, the page starts the turn early (recognition
     first) and throws it away if the speech resumes before the pause ends the turn: the answer
     comes sooner, and the words decide how long the pause must be (`read_words`). 0: never.
-    0.15 (words known sooner) made voice to voice slower on this busy 2-core machine: the
-    recognitions it starts in short pauses and throws away compete with the one that counts
-    (benchmarks/results/handsfree.json, docs/hands-free.md)."""
+    Lower knows the words sooner, but starts more recognitions in short pauses inside a sentence
+    that are thrown away and compete for the CPU with the one that counts (docs/hands-free.md)."""
     read_words: bool = True
     """The words recognised during a pause (`speculate_s`) decide how long it must last
     (voiceqna.turn_end, docs/hands-free.md): a finished sentence `finished_wait_s`, an unfinished
