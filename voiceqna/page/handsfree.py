@@ -9,8 +9,9 @@ order they were spoken. While the answer plays the microphone is ignored (half-d
 barge-in, watched for someone interrupting. A turn is started early, once a pause is
 HANDSFREE_SPECULATE_S long (its recognition overlaps the rest of the pause), and thrown away
 unstored if the speech goes on. Its words, once recognised, decide how long that pause must last
-(voiceqna.turn_end: short after a finished sentence, long after an unfinished one). The service stores a hands-free turn only once the page says its
-answer was heard (or cut short by a barge-in: then only what was heard, marked).
+(voiceqna.turn_end: short after a finished sentence, long after an unfinished one). The service
+stores a hands-free turn only once the page says its answer was heard (or cut short by a
+barge-in: then only what was heard, marked).
 
 A session ends when its tab says so (the switch, or the beacon sent when the tab closes), or
 after `idle_s` without audio (a tab that went away without a word). Ending it never loses a
