@@ -1,7 +1,8 @@
 """How well hands-free finds turns (voiceqna.endpointing) in streams made of the real Korean
 recordings (../shared/data/korean-read-speech), fed in the chunk sizes a browser sends.
 
-    python benchmarks/endpointing.py            # writes benchmarks/results/endpointing.json (~3 min)
+    python benchmarks/endpointing.py            # writes benchmarks/results/endpointing.json (~10 min)
+    python benchmarks/endpointing.py --only-turn --out /tmp/eot.json   # the end-of-turn comparison alone
     python benchmarks/endpointing.py --no-asr   # without the transcription check (~1 min)
     python benchmarks/endpointing.py --quick    # the first 3 clips: endpointing-quick.json
 
@@ -26,21 +27,35 @@ whole stream, speech included, 15 dB below the level of the speech.
 - barge_in: a first turn sets the speaker's level; then the answer plays with barge-in on: a
   synthetic answer (espeak-ng) as echo at a level relative to that voice, and 2 s later another
   recording over it. False = the echo alone interrupted; delay = speech start → barge-in reported.
+- end_of_turn (not with --no-asr): the Korean end-of-turn set (benchmarks/data/end_of_turn_ko.csv):
+  each recording whole, and cut at each inner pause of 0.15 s or more with a 0.8 s thinking pause
+  put there, fed 100 ms at a time to hands-free's decision (run_turns, the same steps as
+  voiceqna/page/handsfree.py): a fixed 0.7 s pause; the words (voiceqna.turn_end) on the app's
+  recognizer's transcript of the turn so far, known the measured recognition time after the
+  pause reached HANDSFREE_SPECULATE_S (and, as a lower bound, at once); Smart Turn v3.2 alone and
+  where the words are unsure, when its ONNX file is found (--smart-turn PATH, or an installed
+  pipecat-ai). Reported: cuts ended early (a turn ended in the thinking pause), mid-sentence and
+  between sentences; the wait after finished utterances (end of speech → turn reported), p50/p95.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
+import hashlib
 import json
 import logging
 import shutil
 import time
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks import common
+from voiceqna import turn_end
 from voiceqna.audio import SAMPLE_RATE, decode
 from voiceqna.config import HandsFreeOptions, Settings
 from voiceqna.endpointing import Endpointer, TurnEnded
@@ -297,12 +312,18 @@ def markdown(head: dict, result: dict) -> str:
                      f"same {same}, better {better}.")
     else:
         lines.append("Transcripts: not checked (--no-asr).")
+    if "end_of_turn" in result:
+        lines += [""] + end_of_turn_markdown(result["end_of_turn"])
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = common.arguments(__doc__, "the first 3 clips", NAME)
-    parser.add_argument("--no-asr", action="store_true", help="skip the transcription check")
+    parser.add_argument("--no-asr", action="store_true", help="skip the transcription check and the end-of-turn words")
+    parser.add_argument("--only-turn", action="store_true", help="only the end-of-turn comparison")
+    parser.add_argument("--smart-turn", type=Path, default=None,
+                        help=f"Smart Turn's ONNX file ({SMART_TURN_FILE}; default: the one in an installed pipecat-ai)")
+    parser.add_argument("--write-set", action="store_true", help=f"find the cuts again and write {TURN_SET.name}")
     return parser.parse_args(argv)
 
 
@@ -317,6 +338,17 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"clips": len(clips), "options": dataclasses.asdict(defaults), "browser_chunk_ms": BROWSER_CHUNK_MS,
               "noisy_snr_db": NOISY_SNR_DB}
     started = time.perf_counter()
+    if args.write_set:  # from every clip, even with --quick
+        every = clip_files.read_speech()
+        rows = write_turn_set(every, [decode(c.path.read_bytes()) for c in every])
+        logger.info("%d rows written to %s", rows, TURN_SET)
+    if not args.no_asr:
+        result["end_of_turn"] = end_of_turn(clips, originals, find_smart_turn(args.smart_turn), args.quick)
+    if args.only_turn:
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        text = "\n".join([f"{common.header_line(head)}", ""] + end_of_turn_markdown(result["end_of_turn"]))
+        common.finish(NAME, args, head, {**result, "markdown": text})
+        return result
     cases = pairs(originals)
     result["pair_clips"] = sorted({names[i] for pair in cases for i in pair})
     for condition in ("room", "noisy"):
@@ -332,6 +364,337 @@ def main(argv: list[str] | None = None) -> dict:
     text = markdown(head, result)
     common.finish(NAME, args, head, {**result, "markdown": text})
     return result
+
+
+
+# --- end of turn: the words (voiceqna.turn_end) against a fixed pause ---------------------------
+
+TURN_SET = PROJECT_ROOT / "benchmarks/data/end_of_turn_ko.csv"
+"""The Korean end-of-turn set: each recording whole ("finished") and cut at each of its inner
+pauses of MIN_CUT_PAUSE_S or more ("unfinished"), as seconds into the shared recordings. Column
+`place`, labelled by hand from the reference sentences: "mid_sentence" where the sentence goes on
+after the cut (사상 최악.. | 음.., 처음 가는데 | 어떤), "between_sentences" where one ended there
+(그래요? | 어디로), "end" for the whole utterance. --write-set keeps the labels of the cuts it finds again."""
+MIN_CUT_PAUSE_S = 0.15
+THINKING_PAUSE_S = 0.8
+"""The pause put at each cut: someone thinking in the middle of a sentence."""
+TURN_CHUNK_MS = 100
+"""What the page sends a request (assets/handsfree.js)."""
+SMART_TURN_FILE = "smart-turn-v3.2-cpu.onnx"
+SMART_TURN_SECONDS = 8
+
+
+def write_turn_set(clips: list, originals: list[np.ndarray], path: Path = TURN_SET) -> int:
+    """Find the cuts (Silero offline at HANDSFREE_THRESHOLD for the pauses, at the streams'
+    SPAN_THRESHOLD for where the speech starts and ends) and write them; how many rows."""
+    threshold = Settings.from_env().handsfree.threshold
+    labels = {}
+    if path.is_file():
+        labels = {(r["file_name"], r["cut_s"]): r.get("place", "") for r in csv.DictReader(open(path, encoding="utf-8"))}
+    rows = []
+    for clip, audio in zip(clips, originals):
+        whole = streams.speech_spans(audio)
+        start, end = whole[0][0] / SAMPLE_RATE, whole[-1][1] / SAMPLE_RATE
+        rows.append([clip.path.name, "finished", start, end, "", end])
+        spans = streams.speech_spans(audio, threshold)
+        for a, b in zip(spans, spans[1:]):
+            if (b[0] - a[1]) / SAMPLE_RATE >= MIN_CUT_PAUSE_S and start < a[1] / SAMPLE_RATE < end:
+                rows.append([clip.path.name, "unfinished", start, a[1] / SAMPLE_RATE, b[0] / SAMPLE_RATE, end])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file_name", "kind", "speech_start_s", "cut_s", "resume_s", "speech_end_s", "place"])
+        for row in rows:
+            row = [row[0], row[1]] + [f"{x:.3f}" if x != "" else "" for x in row[2:]]
+            writer.writerow(row + ["end" if row[1] == "finished" else labels.get((row[0], row[3]), "")])
+    return len(rows)
+
+
+@dataclass
+class TurnSample:
+    """One row of the set as a microphone stream: room noise, the speech up to the cut, the
+    thinking pause, the rest (unfinished), room noise."""
+
+    name: str
+    kind: str
+    place: str
+    """end, mid_sentence or between_sentences (TURN_SET)."""
+    audio: np.ndarray = field(repr=False)
+    end_s: float
+    """Where the speech stops (the cut, or the end), in the stream."""
+    resume_s: float | None
+    """Where it resumes after the thinking pause (unfinished only)."""
+
+
+def turn_samples(rows: list[dict], originals: dict[str, np.ndarray]) -> list[TurnSample]:
+    samples = []
+    for n, row in enumerate(rows):
+        audio = originals[row["file_name"]]
+        recording = streams.Recording.of(audio)
+        def at(name: str, row: dict = row) -> int:
+            return int(round(float(row[name]) * SAMPLE_RATE))
+
+        begin = max(0, at("speech_start_s") - int(streams.LEAD_IN_S * SAMPLE_RATE))
+        lead = recording.room_tone(1.0, n)
+        parts = [lead, audio[begin: at("cut_s")]]
+        end_s = (lead.size + at("cut_s") - begin) / SAMPLE_RATE
+        resume_s = None
+        if row["kind"] == "unfinished":
+            rest = max(at("cut_s"), at("resume_s") - int(0.05 * SAMPLE_RATE))
+            parts += [recording.room_tone(THINKING_PAUSE_S, n + 1), audio[rest: at("speech_end_s")]]
+            resume_s = end_s + THINKING_PAUSE_S + (at("resume_s") - rest) / SAMPLE_RATE
+        parts.append(recording.room_tone(3.0, n + 2))
+        samples.append(TurnSample(row["file_name"], row["kind"], row["place"], np.concatenate(parts).astype(np.float32), end_s, resume_s))
+    return samples
+
+
+class SmartTurn:
+    """Smart Turn v3 (Pipecat's end-of-turn audio model, BSD-2), from its ONNX file: the
+    probability that the speech so far is a finished turn. Features: Whisper's 80 log-mel bins of
+    the last 8 s, zero-padded at the start, the waveform normalised first (as Pipecat does)."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # more threads are slower on 2 cores
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.features = FeatureExtractor(feature_size=80)
+        self.path = path
+
+    def __call__(self, audio: np.ndarray) -> float:
+        size = SMART_TURN_SECONDS * SAMPLE_RATE
+        audio = audio[-size:]
+        audio = np.pad(audio, (size - audio.size, 0)).astype(np.float32)
+        audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
+        mel = self.features(audio, padding=0)[:, : SMART_TURN_SECONDS * 100].astype(np.float32)
+        return float(self.session.run(None, {"input_features": mel[None]})[0].reshape(-1)[0])
+
+
+def find_smart_turn(given: Path | None) -> Path | None:
+    """The Smart Turn ONNX file: --smart-turn, else the one inside an installed `pipecat-ai`."""
+    if given is not None:
+        if not given.is_file():
+            raise SystemExit(f"--smart-turn {given}: no such file (see docs/hands-free.md for how to get it)")
+        return given
+    import importlib.util
+
+    spec = importlib.util.find_spec("pipecat")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = Path(list(spec.submodule_search_locations)[0]) / "audio/turn/smart_turn/data" / SMART_TURN_FILE
+    return found if found.is_file() else None
+
+
+class Timed:
+    """A function of a pause's audio, each answer cached with the wall time it took (measured
+    once, on this machine, at its load)."""
+
+    def __init__(self, function) -> None:
+        self.function = function
+        self.cache: dict[str, tuple[object, float]] = {}
+
+    def __call__(self, audio: np.ndarray) -> tuple[object, float]:
+        key = hashlib.sha1(audio.tobytes()).hexdigest()
+        if key not in self.cache:
+            started = time.perf_counter()
+            value = self.function(audio)
+            self.cache[key] = (value, time.perf_counter() - started)
+        return self.cache[key]
+
+
+def policy_words(words: Timed, options: HandsFreeOptions, on_time: bool = False):
+    def decide(pause: TurnEnded) -> tuple[turn_end.Verdict, float]:
+        text, seconds = words(pause.audio)
+        return turn_end.decide(text, pause.end_s - pause.start_s, options), 0.0 if on_time else seconds
+    return decide
+
+
+def smart_verdict(probability: float, options: HandsFreeOptions) -> turn_end.Verdict:
+    if probability >= 0.5:
+        return turn_end.Verdict(turn_end.FINISHED, options.finished_wait_s, f"smart turn {probability:.2f}")
+    return turn_end.Verdict(turn_end.UNFINISHED, options.unfinished_wait_s, f"smart turn {probability:.2f}")
+
+
+def policy_smart(smart: Timed, options: HandsFreeOptions):
+    def decide(pause: TurnEnded) -> tuple[turn_end.Verdict, float]:
+        probability, seconds = smart(pause.audio)
+        return smart_verdict(probability, options), seconds
+    return decide
+
+
+def policy_combined(words: Timed, smart: Timed, options: HandsFreeOptions):
+    """The words decide; where they are unsure (but the speech is not too short), Smart Turn."""
+    def decide(pause: TurnEnded) -> tuple[turn_end.Verdict, float]:
+        text, asr_s = words(pause.audio)
+        verdict = turn_end.decide(text, pause.end_s - pause.start_s, options)
+        probability, smart_s = smart(pause.audio)
+        if verdict.kind == turn_end.UNSURE and verdict.reason != f"speech under {options.short_speech_s:g} s":
+            verdict = smart_verdict(probability, options)
+        return verdict, max(asr_s, smart_s)
+    return decide
+
+
+def run_turns(audio: np.ndarray, options: HandsFreeOptions, decide=None) -> tuple[list, list]:
+    """Feed `audio` as the page does and end turns as hands-free does (voiceqna/page/handsfree.py):
+    at a pause of HANDSFREE_SPECULATE_S the turn so far is recognised, the pause may last up to
+    UNFINISHED_WAIT_S meanwhile, and once the words are known (the measured time later) they set
+    the wait; a turn that has waited that long already ends then. `decide`: None for a fixed pause.
+    The turns, each with when it was reported; and each pause judged, with its verdict."""
+    endpointer = Endpointer(options)
+    size = TURN_CHUNK_MS * SAMPLE_RATE // 1000
+    turns, judged, early = [], [], None  # early: [end_s of its pause, when its verdict is known, verdict, applied]
+    for begin in range(0, audio.size, size):
+        now = min(begin + size, audio.size) / SAMPLE_RATE
+        for event in endpointer.feed(audio[begin: begin + size]):
+            if isinstance(event, TurnEnded):
+                turns.append((now, event))
+                early = None
+        if decide is None:
+            continue
+        pause = endpointer.preview() if endpointer.pause_s >= options.speculate_s else None
+        if early is not None and (pause is None or pause.end_s != early[0]):
+            early = None
+        if pause is not None and early is None:
+            verdict, seconds = decide(pause)
+            judged.append((pause, verdict))
+            early = [pause.end_s, now + seconds, verdict, False]
+            endpointer.wait_for(options.unfinished_wait_s)
+        if early is not None and not early[3] and now >= early[1]:
+            early[3] = True
+            ended = endpointer.wait_for(early[2].wait_s)
+            if ended is not None:
+                turns.append((now, ended))
+                early = None
+    return turns, judged
+
+
+def score_turns(samples: list[TurnSample], results: list[list[tuple[float, TurnEnded]]]) -> dict:
+    """Cuts ended early (a turn ended in the thinking pause), mid-sentence and between sentences;
+    the wait after finished utterances (end of speech → the turn reported)."""
+    early = {"mid_sentence": [], "between_sentences": []}
+    waits, split_finished = [], []
+    for sample, turns in zip(samples, results):
+        if sample.kind == "unfinished":
+            # a turn ended at this cut, in its thinking pause (an earlier pause of the same recording is another cut)
+            cut = any(abs(e.end_s - sample.end_s) <= 0.15 and at < sample.resume_s for at, e in turns)
+            early[sample.place].append(sample.name if cut else "")
+        else:
+            last = [at for at, e in turns if e.end_s >= sample.end_s - 0.3]
+            if last:
+                waits.append(round(last[0] - sample.end_s, 3))
+            if len(turns) > 1:
+                split_finished.append(sample.name)
+    result = {}
+    for place, cuts in early.items():
+        ended = [name for name in cuts if name]
+        result[place] = {"cuts": len(cuts), "ended_early": len(ended),
+                         "ended_early_pct": round(100 * len(ended) / max(len(cuts), 1), 1), "ended_early_clips": ended}
+    return {**result, "finished": len(waits), "finished_wait_s": common.spread(waits),
+            "finished_split": split_finished, "finished_waits": waits}
+
+
+def auc(positives: list[float], negatives: list[float]) -> float | None:
+    """Probability that a finished utterance scores above an unfinished one (ties count half)."""
+    if not positives or not negatives:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return round(wins / (len(positives) * len(negatives)), 3)
+
+
+def end_of_turn(clips: list, originals: list[np.ndarray], smart_path: Path | None, quick: bool) -> dict:
+    from voiceqna.compose import build_recognizer
+
+    rows = list(csv.DictReader(open(TURN_SET, encoding="utf-8")))
+    by_name = {c.path.name: a for c, a in zip(clips, originals)}
+    rows = [r for r in rows if r["file_name"] in by_name]
+    samples = turn_samples(rows, by_name)
+    settings = Settings.from_env()
+    options = settings.handsfree
+    fixed = dataclasses.replace(options, silence_s=0.7)
+    recognizer = build_recognizer(settings)
+    recognizer.warm_up()
+    words = Timed(lambda audio: unicodedata.normalize("NFC", recognizer.transcribe(audio).text).strip())
+    methods = {"fixed 0.7 s": None,
+               "words": policy_words(words, options),
+               "words, recognised at once (lower bound)": policy_words(words, options, on_time=True)}
+    smart = None
+    if smart_path is not None:
+        model = SmartTurn(smart_path)
+        smart = Timed(model)
+        methods["smart turn"] = policy_smart(smart, options)
+        methods["words, smart turn where unsure"] = policy_combined(words, smart, options)
+    result = {"set": str(TURN_SET.relative_to(PROJECT_ROOT)), "thinking_pause_s": THINKING_PAUSE_S,
+              "chunk_ms": TURN_CHUNK_MS, "options": dataclasses.asdict(options),
+              "recognizer": recognizer.description, "smart_turn": str(smart_path) if smart_path else None,
+              "samples": {"finished": sum(s.kind == "finished" for s in samples),
+                          "unfinished": sum(s.kind == "unfinished" for s in samples)},
+              "methods": {}}
+    judged_by_words = []
+    for name, decide in methods.items():
+        runs = [run_turns(s.audio, fixed if decide is None else options, decide) for s in samples]
+        result["methods"][name] = score_turns(samples, [turns for turns, _ in runs])
+        logger.info("end of turn, %s: %s", name, end_of_turn_markdown_row(result["methods"][name]))
+        if name == "words":
+            judged_by_words = [judged for _, judged in runs]
+    # What each judge says at the pause that matters (the cut, or the end of the utterance).
+    kinds, verdicts, probabilities = {}, [], {"end": [], "mid_sentence": [], "between_sentences": []}
+    for sample, judged in zip(samples, judged_by_words):
+        near = [(pause, verdict) for pause, verdict in judged if abs(pause.end_s - sample.end_s) < 0.3]
+        if not near:
+            continue
+        pause, verdict = near[-1]
+        kinds.setdefault(sample.place, {}).setdefault(verdict.kind, 0)
+        kinds[sample.place][verdict.kind] += 1
+        text, seconds = words(pause.audio)
+        row = {"clip": sample.name, "kind": sample.kind, "place": sample.place, "speech_s": round(pause.end_s - pause.start_s, 2),
+               "text": text, "verdict": verdict.kind, "reason": verdict.reason, "recognition_s": round(seconds, 3)}
+        if smart is not None:
+            row["smart_turn"] = round(smart(pause.audio)[0], 3)
+            probabilities[sample.place].append(row["smart_turn"])
+        verdicts.append(row)
+    result["words_verdicts"] = kinds
+    result["recognition_s"] = common.spread([seconds for _, seconds in words.cache.values()])
+    if smart is not None:
+        result["smart_turn_auc"] = auc(probabilities["end"], probabilities["mid_sentence"] + probabilities["between_sentences"])
+        result["smart_turn_auc_mid_sentence"] = auc(probabilities["end"], probabilities["mid_sentence"])
+        result["smart_turn_s"] = common.spread([seconds for _, seconds in smart.cache.values()])
+    result["per_sample"] = verdicts
+    return result
+
+
+def end_of_turn_markdown_row(r: dict) -> str:
+    return (f"mid-sentence cuts ended early {r['mid_sentence']['ended_early']} of {r['mid_sentence']['cuts']}, "
+            f"between sentences {r['between_sentences']['ended_early']} of {r['between_sentences']['cuts']}, "
+            f"wait after finished {r['finished_wait_s']}")
+
+
+def end_of_turn_markdown(result: dict) -> list[str]:
+    rows = []
+    for name, r in result["methods"].items():
+        w = r["finished_wait_s"]
+        early = [f"{r[p]['ended_early']} of {r[p]['cuts']} ({r[p]['ended_early_pct']:g} %)"
+                 for p in ("mid_sentence", "between_sentences")]
+        rows.append([name, *early, common.fmt(w.get("p50"), 2), common.fmt(w.get("p95"), 2),
+                     f"{len(r['finished_split'])} of {r['finished']}"])
+    lines = [f"End of turn: {result['samples']['finished']} utterances whole, {result['samples']['unfinished']} cut at "
+             f"an inner pause with a {result['thinking_pause_s']:g} s thinking pause put there "
+             f"({result['set']}); words by {result['recognizer']}, recognition p50 "
+             f"{common.fmt(result['recognition_s'].get('p50'))} s here, started at a "
+             f"{result['options']['speculate_s']:g} s pause; {result['chunk_ms']} ms chunks.", "",
+             common.table(["method", "mid-sentence cuts ended early", "between-sentence cuts ended early",
+                           "wait after finished p50 s", "p95 s", "finished split"], rows), "",
+             f"Words at the pause that matters: {json.dumps(result['words_verdicts'], ensure_ascii=False)}."]
+    if result.get("smart_turn"):
+        lines.append(f"Smart Turn AUC finished vs mid-sentence cut: {result['smart_turn_auc_mid_sentence']}, "
+                     f"vs any cut: {result['smart_turn_auc']}; {common.fmt(result['smart_turn_s'].get('p50'), 3)} s a call here.")
+    else:
+        lines.append("Smart Turn: not measured (its ONNX file was not found: --smart-turn PATH).")
+    return lines
+
+
 
 
 if __name__ == "__main__":

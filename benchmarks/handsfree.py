@@ -1,8 +1,8 @@
 """Hands-free in the browser, over the real Korean recordings: how soon a turn starts after the
 speaker stops, how soon the answer is heard, and whether turns are cut where they should be.
 
-    python benchmarks/handsfree.py            # writes benchmarks/results/handsfree.json (~8 min)
-    python benchmarks/handsfree.py --quick    # 2 questions, 2 cut cases (~1.5 min; tests/ runs it)
+    python benchmarks/handsfree.py --thinking 6 --cases 4   # writes benchmarks/results/handsfree.json (~13 min)
+    python benchmarks/handsfree.py --quick    # 2 questions, 1 thinking pause, 2 cut cases (~3 min; tests/ runs it)
 
 Debian's Chromium (Playwright, headless) opens the real `python app.py` on loopback with its fake
 microphone fed one WAV, switches hands-free on and touches nothing else. The WAV is made of the
@@ -15,9 +15,12 @@ Engines: the app's offline defaults (Whisper base, the offline chat engine, espe
   of the audio request in which the server's endpointer ended it; the turn is already running on
   the service then). voice_to_voice_s: end of speech → the first sentence of the answer starts
   playing in the page (the audio queue's scheduled start on its Web Audio clock).
-  The same questions again with HANDSFREE_SPECULATE_S=0 (the turn starts only once the pause has
-  ended it; the default starts it, recognition first, when the pause is 0.3 s long, and throws
-  it away if the speech goes on): the baseline, in the same run, on the same machine.
+  The same questions again with the decision before the words were read (HANDSFREE_READ_WORDS=false,
+  HANDSFREE_SPECULATE_S=0.3: every pause ends the turn after HANDSFREE_SILENCE_S, 0.7 s): the
+  baseline, in the same run, on the same machine.
+- thinking (--thinking N): the mid-sentence cuts of benchmarks/data/end_of_turn_ko.csv, each
+  recording with a 0.8 s pause put at its cut (제가 한국 친구 집에 처음 가는데 … 어떤 선물을 …), asked
+  like the questions above, with the words and with the fixed pause: each must stay one turn.
 - cuts (TTS_ENGINE=none, so no answer plays and the microphone is never muted): pairs of
   recordings joined by 0.3 s of room noise (must be one turn) and 2 s (must be two turns), 3 s
   between cases; a turn belongs to the case in which the server ended it.
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import csv
 import logging
 import signal
 import subprocess
@@ -63,7 +67,10 @@ CASE_GAP_S = 3.0
 ALIGN_S = 6.0
 """Seconds of captured audio cross-correlated with the WAV to find where capture started."""
 WAIT_MS = 300_000
-TARGETS = {"end_of_turn_p50_s": 0.8, "voice_to_voice_p50_s": 1.5, "wrong_cuts": 0}
+TARGETS = {"end_of_turn_p50_s": 0.35, "voice_to_voice_p50_s": 0.9, "voice_to_voice_ratio_to_fixed": 0.75,
+           "wrong_cuts": 0, "thinking_pauses_split": 0}
+"""Issue 24: voice to voice ≤ 0.9 s is for an idle machine; this one is shared."""
+THINKING_PAUSE_S = 0.8
 
 
 @dataclass
@@ -189,9 +196,12 @@ def single_stretch(recordings: list[streams.Recording], originals: list[np.ndarr
     return [i for i, a in enumerate(originals) if streams.longest_pause_s(a) < 0.5]
 
 
-def latency(playwright, tmp: Path, recordings, names, picked: list[int], label: str, **settings: str) -> dict:
-    stream = streams.join([recordings[i] for i in picked], [QUESTION_GAP_S] * (len(picked) - 1),
-                          lead_s=1.0, tail_s=QUESTION_GAP_S)
+def latency(playwright, tmp: Path, recordings, names, picked: list[int], label: str, stream=None,
+            **settings: str) -> dict:
+    """`stream`: the questions to ask (default: the recordings `picked`, QUESTION_GAP_S apart)."""
+    if stream is None:
+        stream = streams.join([recordings[i] for i in picked], [QUESTION_GAP_S] * (len(picked) - 1),
+                              lead_s=1.0, tail_s=QUESTION_GAP_S)
     wav = tmp / f"latency-{label}.wav"
     wav.write_bytes(encode_wav(stream.audio))
     process, url, server_log = start_server(tmp / f"latency-{label}" / "data", **settings)
@@ -206,7 +216,7 @@ def latency(playwright, tmp: Path, recordings, names, picked: list[int], label: 
     for n, (start, end) in enumerate(stream.speech):
         limit = stream.speech[n + 1][0] if n + 1 < len(stream.speech) else float("inf")
         mine = [turn for turn, at in positions if start < at < limit]
-        row = {"clip": names[picked[n]], "speech_s": [round(start, 2), round(end, 2)], "turns": len(mine)}
+        row = {"clip": names[n], "speech_s": [round(start, 2), round(end, 2)], "turns": len(mine)}
         if len(mine) != 1:
             wrong += 1
         if mine:
@@ -230,7 +240,7 @@ def latency(playwright, tmp: Path, recordings, names, picked: list[int], label: 
     parts = {name: common.spread([row[name] for row in per_question if name in row])
              for name in ("turn_started_to_first_sentence_in_page_s", "first_sentence_fetch_decode_s",
                           "first_sentence_scheduling_s")}
-    return {"settings": settings, "questions": len(picked), "question_gap_s": QUESTION_GAP_S,
+    return {"settings": settings, "questions": len(stream.speech), "question_gap_s": QUESTION_GAP_S,
             "end_of_turn_s": common.spread(end_of_turn),
             "voice_to_voice_s": common.spread(voice_to_voice), "voice_to_voice_parts": parts,
             "questions_not_one_turn": wrong, "turns_started_early_in_their_last_pause": early,
@@ -277,8 +287,25 @@ def cuts(playwright, tmp: Path, recordings, names, cases: list[tuple[int, int, f
             "per_case": rows}
 
 
+def thinking_stream(originals: dict[str, np.ndarray], count: int) -> tuple[streams.Stream, list[str]]:
+    """Questions with a THINKING_PAUSE_S pause put mid-sentence (the set's mid-sentence cuts,
+    benchmarks/data/end_of_turn_ko.csv), QUESTION_GAP_S apart; their names."""
+    from benchmarks import endpointing
+
+    rows = [r for r in csv.DictReader(open(endpointing.TURN_SET, encoding="utf-8")) if r["place"] == "mid_sentence"]
+    samples = endpointing.turn_samples(rows[:count], originals)
+    parts, speech, position = [], [], 0
+    for n, sample in enumerate(samples):
+        room = streams.Recording.of(originals[sample.name]).room_tone(QUESTION_GAP_S - 3.0, n + 100)
+        speech.append((position + 1.0 + streams.LEAD_IN_S, position + sample.audio.size / SAMPLE_RATE - 3.0))
+        parts += [sample.audio, room]
+        position += (sample.audio.size + room.size) / SAMPLE_RATE
+    return streams.Stream(np.concatenate(parts).astype(np.float32), speech), [s.name for s in samples]
+
+
 def markdown(head: dict, result: dict) -> str:
-    """The printed summary: end of turn, voice to voice (with and without the early start), cuts."""
+    """The printed summary: end of turn and voice to voice (the words' decision against a fixed
+    pause, same run), thinking pauses, cuts."""
     def row(name: str, figures: dict, target: str) -> list[str]:
         return [name, f"{common.fmt(figures.get('p50'))} s", f"{common.fmt(figures.get('p95'))} s", str(figures["n"]), target]
 
@@ -287,27 +314,36 @@ def markdown(head: dict, result: dict) -> str:
                 f"p50 ≤ {targets['end_of_turn_p50_s']} s"),
             row("voice to voice: end of speech → first answer audio playing", latency["voice_to_voice_s"],
                 f"p50 ≤ {targets['voice_to_voice_p50_s']} s")]
-    if "latency_without_speculation" in result:
-        rows.append(row("voice to voice, turn started only after the pause (same run)",
-                        result["latency_without_speculation"]["voice_to_voice_s"], "baseline"))
+    if "latency_fixed_pause" in result:
+        fixed = result["latency_fixed_pause"]
+        rows += [row("end of turn, fixed 0.7 s pause (same run)", fixed["end_of_turn_s"], "baseline"),
+                 row("voice to voice, fixed 0.7 s pause (same run)", fixed["voice_to_voice_s"],
+                     f"words ≤ {targets['voice_to_voice_ratio_to_fixed']} × this")]
+    lines = [f"Hands-free in Chromium, {result['browser']}; {result['engines']}. {common.header_line(head)}", "",
+             common.table(["measure", "p50", "p95", "n", "target"], rows), ""]
+    thinking = [[label, f"{r['questions_not_one_turn']} of {r['questions']}"]
+                for label, r in (("words", result.get("thinking")), ("fixed 0.7 s pause", result.get("thinking_fixed_pause")))
+                if r]
+    if thinking:
+        lines += [common.table([f"questions with a {THINKING_PAUSE_S:g} s thinking pause mid-sentence", "split (must be 0)"],
+                               thinking), ""]
     cuts = result["cuts"]
     wrong = cuts["wrong"]
-    return "\n".join([
-        f"Hands-free in Chromium, {result['browser']}; {result['engines']}. {common.header_line(head)}", "",
-        common.table(["measure", "p50", "p95", "n", "target"], rows), "",
-        common.table(["cut cases", "0.3 s pause must be one turn: wrong", "2 s apart must be two turns: wrong", "target"],
-                     [[str(cuts["cases"]), str(wrong["0.3s_pause_one_turn"]), str(wrong["2s_apart_two_turns"]),
-                       f"{targets['wrong_cuts']} wrong"]]),
-    ])
+    lines.append(common.table(["cut cases", "0.3 s pause must be one turn: wrong", "2 s apart must be two turns: wrong",
+                               "target"],
+                              [[str(cuts["cases"]), str(wrong["0.3s_pause_one_turn"]), str(wrong["2s_apart_two_turns"]),
+                                f"{targets['wrong_cuts']} wrong"]]))
+    return "\n".join(lines)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = common.arguments(__doc__, "2 questions and 2 cut cases (for the tests)", NAME)
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--thinking", type=int, default=12, help="questions with a thinking pause mid-sentence")
     args = parser.parse_args(argv)
     if args.quick:
-        args.questions, args.cases = 2, 2
+        args.questions, args.cases, args.thinking = 2, 2, 1
     return args
 
 
@@ -327,16 +363,23 @@ def main(argv: list[str] | None = None) -> None:
         "transport": "AudioWorklet -> 16 kHz PCM, ~100 ms a request, one at a time (assets/handsfree.js)",
         "targets": TARGETS,
     }
+    fixed = {"handsfree_read_words": "false", "handsfree_speculate_s": "0.3"}  # the decision before the words
+    by_name = dict(zip(names, originals))
     with tempfile.TemporaryDirectory(prefix="handsfree-bench-") as folder, sync_playwright() as playwright:
         tmp = Path(folder)
         picked = single[: args.questions]
-        result["latency"] = latency(playwright, tmp, recordings, names, picked, "default")
-        if not args.quick:  # the baseline, same run: the turn starts only when the pause has ended it
-            result["latency_without_speculation"] = latency(playwright, tmp, recordings, names, picked,
-                                                            "no-speculation", handsfree_speculate_s="0")
-            result["voice_to_voice_p50_ratio_to_no_speculation"] = round(
-                result["latency"]["voice_to_voice_s"]["p50"]
-                / result["latency_without_speculation"]["voice_to_voice_s"]["p50"], 3)
+        asked = [names[i] for i in picked]
+        result["latency"] = latency(playwright, tmp, recordings, asked, picked, "words")
+        if not args.quick:  # the baseline, same run: a fixed pause, as before the words were read
+            result["latency_fixed_pause"] = latency(playwright, tmp, recordings, asked, picked, "fixed", **fixed)
+            for figure in ("end_of_turn_s", "voice_to_voice_s"):
+                result[f"{figure}_p50_ratio_to_fixed_pause"] = round(
+                    result["latency"][figure]["p50"] / result["latency_fixed_pause"][figure]["p50"], 3)
+        stream, thought = thinking_stream(by_name, args.thinking)
+        result["thinking"] = latency(playwright, tmp, recordings, thought, [], "thinking", stream=stream)
+        if not args.quick:
+            result["thinking_fixed_pause"] = latency(playwright, tmp, recordings, thought, [], "thinking-fixed",
+                                                     stream=stream, **fixed)
         result["cuts"] = cuts(playwright, tmp, recordings, names, cut_cases(single, args.cases))
     result["markdown"] = markdown(head, result)
     common.finish(NAME, args, head, result)

@@ -29,6 +29,9 @@ QUESTIONS = ["sub100100a00000.wav", "sub100102a00011.wav"]
 """저 식당 음식이 정말 맛있나 봐요. / 공부와 일을 같이 하려면 힘들겠어요. (no long pause inside)"""
 PIECE = SAMPLE_RATE // 10
 STORED_WAIT_S = 120.0
+TAIL_S = 2.0
+"""Room noise after a question: longer than HANDSFREE_UNFINISHED_WAIT_S, so the turn ends whatever
+its words say and however late they are known (these tests send audio faster than it is spoken)."""
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +129,9 @@ def test_two_questions_are_two_turns_stored_in_order(real_service, questions):
 def test_half_duplex_ignores_what_is_heard_while_the_answer_plays(handlers, service, questions):
     (one, _), (two, _) = questions
     update, token = handlers.open_hands_free("", [])
-    [turn] = turn_ids(feed(handlers, token, streams.join([one], [], tail_s=1.5).audio))
+    [turn] = turn_ids(feed(handlers, token, streams.join([one], [], tail_s=TAIL_S).audio))
 
-    while_playing = feed(handlers, token, streams.join([two], [], tail_s=1.5).audio, playing=True)
+    while_playing = feed(handlers, token, streams.join([two], [], tail_s=TAIL_S).audio, playing=True)
     assert turn_ids(while_playing) == []
     assert not any(r["speech_started"] or r["barge_in"] for r in while_playing)
     assert {r["state"] for r in while_playing} == {"playback"}
@@ -144,7 +147,7 @@ def test_barge_in_stores_only_what_was_played_and_hears_the_new_question(handler
     service.recognizer.text = text_one  # the knowledge base answers it in several sentences
     update, token = handlers.open_hands_free("", [])
     cid = update.conversation_id
-    [first] = turn_ids(feed(handlers, token, streams.join([one], [], tail_s=1.5).audio))
+    [first] = turn_ids(feed(handlers, token, streams.join([one], [], tail_s=TAIL_S).audio))
     updates = handlers.follow_hands_free(token, first, [], cid)
     while (shown := next(updates)).playback is None or not shown.playback.final:
         pass  # every sentence is spoken; the page plays the first one when the person talks over it
@@ -177,7 +180,7 @@ def test_barge_in_stores_only_what_was_played_and_hears_the_new_question(handler
 
 def test_closing_a_session_frees_it_and_still_stores_its_turn(handlers, service, questions):
     update, token = handlers.open_hands_free("", [])
-    [turn] = turn_ids(feed(handlers, token, streams.join([questions[0][0]], [], tail_s=1.5).audio))
+    [turn] = turn_ids(feed(handlers, token, streams.join([questions[0][0]], [], tail_s=TAIL_S).audio))
 
     assert handsfree_calls.close(handlers, {"token": token}) == {"closed": True}
 
@@ -191,7 +194,7 @@ def test_an_idle_session_is_ended_and_its_turn_still_stored(service, questions):
     sessions = HandsFreeSessions(service, HandsFreeOptions(), idle_s=1.0)
     cid = service.create()
     token = sessions.open(cid)
-    audio = streams.join([questions[1][0]], [], tail_s=1.5).audio
+    audio = streams.join([questions[1][0]], [], tail_s=TAIL_S).audio
     replies = [sessions.feed(token, audio[i: i + PIECE], False, False) for i in range(0, audio.size, PIECE)]
     assert len([t for r in replies for t in r.turns]) == 1
 
@@ -222,7 +225,7 @@ def test_bad_audio_gets_a_clear_error_and_the_session_goes_on(handlers, service,
         pcm16_samples(b"\x00")
 
     # Nothing was lost: the same session still hears a question, and nothing else was stored.
-    assert len(turn_ids(feed(handlers, token, streams.join([questions[0][0]], [], tail_s=1.5).audio))) == 1
+    assert len(turn_ids(feed(handlers, token, streams.join([questions[0][0]], [], tail_s=TAIL_S).audio))) == 1
     assert service.get(update.conversation_id) == []
     assert handsfree_calls.interrupt(handlers, {"token": token, "turn": "x", "played": "1"})["error"]
     assert handsfree_calls.close(handlers, {"token": 5}) == {"closed": False}
@@ -236,7 +239,7 @@ def test_a_turn_started_early_in_a_pause_is_thrown_away_when_the_speech_goes_on(
     speech goes on; the pause after the last sentence ends the turn, and the turn started early
     in it is the one stored, with both sentences."""
     (one, _), (two, _) = questions
-    sessions = HandsFreeSessions(service, HandsFreeOptions(), hold_s=0.0)
+    sessions = HandsFreeSessions(service, HandsFreeOptions(speculate_s=0.3, read_words=False), hold_s=0.0)
     cid = service.create()
     token = sessions.open(cid)
     audio = streams.join([one, two], [0.5], lead_s=1.0, tail_s=1.5).audio
@@ -275,3 +278,37 @@ def test_a_tab_that_went_away_has_its_sessions_ended(handlers, service):
     assert first not in handlers.hands_free and second not in handlers.hands_free
     assert other in handlers.hands_free
     assert handlers.hands_free_tab_gone("") == 0 and handlers.hands_free_tab_gone("tab-a") == 0
+
+
+def test_a_thinking_pause_mid_question_stays_one_turn_and_a_finished_question_ends_soon(real_service, read_speech):
+    """The words recognised in a pause (real Whisper) decide it: a question with a 0.8 s thinking
+    pause after 가는데 stays one turn, stored whole; after its final 좋아요? the turn ends after the
+    short wait. Recognition is let keep up with the audio (each turn started early is waited
+    for before more audio is sent), as it does when the speech comes in real time."""
+    from tests.test_turn_end import CUT_S, QUESTION, RESUME_S, spliced
+
+    service = real_service
+    clip = next(c for c in read_speech if c.path.name == QUESTION)
+    audio, cut_at, end_at = spliced(decode(clip.path.read_bytes()), CUT_S, RESUME_S, 0.8)
+    started = []
+    stream_audio = service.stream_audio
+    service.stream_audio = lambda *args, **kwargs: started.append(stream_audio(*args, **kwargs)) or started[-1]
+    options = HandsFreeOptions()
+    sessions = HandsFreeSessions(service, options, hold_s=0.0)
+    cid = service.create()
+    token = sessions.open(cid)
+    reported = []
+    for begin in range(0, audio.size, PIECE):
+        reply = sessions.feed(token, audio[begin: begin + PIECE], False, False)
+        reported += [((begin + PIECE) / SAMPLE_RATE, turn) for turn in reply.turns]
+        deadline = time.monotonic() + 60
+        while started and started[-1].transcript is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    [(at, turn)] = reported
+    assert end_at < at <= end_at + options.finished_wait_s + 0.25
+    shown = sessions.claim(token, turn)
+    result = shown.stream.result()
+    sessions.finished(token, turn)
+    assert result.stored and char_errors(clip.text, result.transcript).rate <= 0.3, result.transcript
+    sessions.close_all()

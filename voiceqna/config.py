@@ -77,8 +77,23 @@ class HandsFreeOptions:
     never end a turn (0.5 ended 4 of 38)."""
     speculate_s: float = 0.3
     """When a pause in the speech reaches this long, the page starts the turn early (recognition
-    first) and throws it away if the speech resumes before `silence_s`: the answer comes this much
-    sooner. 0: never. At least PAD_S, so the early turn has the same audio as the turn."""
+    first) and throws it away if the speech resumes before the pause ends the turn: the answer
+    comes sooner, and the words decide how long the pause must be (`read_words`). 0: never.
+    Lower knows the words sooner, but starts more recognitions in short pauses inside a sentence
+    that are thrown away and compete for the CPU with the one that counts (docs/hands-free.md)."""
+    read_words: bool = True
+    """The words recognised during a pause (`speculate_s`) decide how long it must last
+    (voiceqna.turn_end, docs/hands-free.md): a finished sentence `finished_wait_s`, an unfinished
+    one `unfinished_wait_s`, anything else `silence_s`; until they are known, at most
+    `unfinished_wait_s`. False (or SPECULATE_S=0): every pause `silence_s`."""
+    finished_wait_s: float = 0.3
+    """Silence that ends a turn whose words end like a finished sentence (-요, -다, -까, ?, …)."""
+    unfinished_wait_s: float = 1.5
+    """Silence that ends a turn whose words do not (-고, -는데, a particle, 음, "…"): the longest
+    any pause waits."""
+    short_speech_s: float = 1.5
+    """Speech shorter than this gets `silence_s` whatever its words (Whisper may invent a stock
+    phrase such as "고맙습니다." for a fragment)."""
     max_turn_s: float = 30.0
     """A turn that goes on this long ends here (Whisper's window); the speech after it starts
     the next turn. `Settings.endpointer_options` caps it at MAX_AUDIO_S."""
@@ -120,9 +135,15 @@ class HandsFreeOptions:
                 found.append(f"{prefix}{name.upper()}={getattr(self, name):g}: use seconds above 0, at most 10")
         if not 0 < self.barge_in_margin_db <= 60:
             found.append(f"{prefix}BARGE_IN_MARGIN_DB={self.barge_in_margin_db:g}: use 1 to 60 dB (default 10)")
-        if self.speculate_s and not self.pad_s <= self.speculate_s < self.silence_s:
-            found.append(f"{prefix}SPECULATE_S={self.speculate_s:g}: use 0 (never) or seconds from PAD_S up to "
+        if self.speculate_s and not 0.05 <= self.speculate_s < self.silence_s:
+            found.append(f"{prefix}SPECULATE_S={self.speculate_s:g}: use 0 (never) or seconds from 0.05 up to "
                          "below SILENCE_S (default 0.3)")
+        if not 0 < self.finished_wait_s <= self.silence_s <= self.unfinished_wait_s <= 10:
+            found.append(f"{prefix}FINISHED_WAIT_S={self.finished_wait_s:g}, SILENCE_S={self.silence_s:g}, "
+                         f"UNFINISHED_WAIT_S={self.unfinished_wait_s:g}: need 0 < FINISHED_WAIT_S <= SILENCE_S <= "
+                         "UNFINISHED_WAIT_S <= 10 (defaults 0.3, 0.7, 1.5)")
+        if not 0 <= self.short_speech_s <= 10:
+            found.append(f"{prefix}SHORT_SPEECH_S={self.short_speech_s:g}: use 0 to 10 seconds (default 1.5)")
         if not 0 <= self.pad_s <= 2:
             found.append(f"{prefix}PAD_S={self.pad_s:g}: use 0 to 2 seconds (default 0.3)")
         if not self.max_turn_s > self.shortest_turn_s:

@@ -2,7 +2,8 @@
 
 Feed an `Endpointer` 16 kHz mono float32 audio as it arrives, in chunks of any size; it answers
 with events: `SpeechStarted` when someone has spoken for `min_speech_s`, `TurnEnded` (the audio
-of the utterance, padded) after `silence_s` of silence or at `max_turn_s`. Its `state` is what
+of the utterance, padded) after `silence_s` of silence (or the wait `wait_for` sets for the
+pause in progress) or at `max_turn_s`. Its `state` is what
 the page shows: listening, hearing speech, or ignoring the microphone while the answer plays.
 
 The model is the Silero VAD that ships inside faster-whisper (`silero_vad_v6.onnx`), through the
@@ -78,7 +79,8 @@ class TurnEnded:
     end_s: float
     """Where the speech ends: the first silent window, or the cut at `max_turn_s`."""
     detected_s: float
-    """Where in the stream the end was decided (`end_s` + `silence_s` for a pause)."""
+    """Where in the stream the end was decided (`end_s` + `silence_s`, or the wait the words
+    decided, for a pause)."""
     reason: str
     """"silence", "max_length" or "end_of_stream" (`flush`)."""
 
@@ -257,6 +259,17 @@ class Endpointer:
                          start_s=self._turn_start / SAMPLE_RATE, end_s=end / SAMPLE_RATE,
                          detected_s=self._scored / SAMPLE_RATE, reason="preview")
 
+    def wait_for(self, seconds: float) -> TurnEnded | None:
+        """The silence the pause in progress needs to end the turn, instead of `silence_s` (the
+        words said so far decided it: voiceqna.turn_end); back to `silence_s` once the speech
+        resumes. If the pause is that long already, the turn ends now and is returned."""
+        if self._state is not State.SPEECH or self._silence_start is None:
+            return None
+        self._wait = _samples(seconds)
+        if self._scored - self._silence_start >= self._wait:
+            return self._end_turn(self._silence_start, "silence")
+        return None
+
     def flush(self) -> list[Event]:
         """The stream has ended: the turn in progress, if any, ends here."""
         if self._state is not State.SPEECH:
@@ -270,6 +283,7 @@ class Endpointer:
         self._candidate: int | None = None  # where a run of speech not yet long enough began
         self._turn_start: int | None = None
         self._silence_start: int | None = None
+        self._wait: int | None = None  # silence this pause needs (wait_for); None: silence_s
         self._speech_levels: list[float] = []  # levels of the speech windows of the turn in progress
 
     def _restart(self) -> None:
@@ -285,11 +299,12 @@ class Endpointer:
         window_start, window_end = self._scored - WINDOW, self._scored
         if self._state is State.SPEECH:
             if prob >= o.threshold:
-                self._silence_start = None
+                self._silence_start, self._wait = None, None
                 self._speech_levels.append(level)
             elif prob < o.neg_threshold and self._silence_start is None:
                 self._silence_start = window_start
-            if self._silence_start is not None and window_end - self._silence_start >= _samples(o.silence_s):
+            wait = _samples(o.silence_s) if self._wait is None else self._wait
+            if self._silence_start is not None and window_end - self._silence_start >= wait:
                 return self._end_turn(self._silence_start, "silence")
             if window_end - self._turn_start >= _samples(o.max_turn_s):
                 return self._end_turn(window_end, "max_length")

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterator, Protocol, Sequence, Union
+from typing import ClassVar, Iterator, Optional, Protocol, Sequence, Union
 
 import numpy as np
 
@@ -279,6 +279,10 @@ class TurnEvents(Protocol):
     holding: bool
     """True while a turn started with `hold_s` has spoken every sentence and waits to be heard
     before it is stored (always False where turns are not held: over REST)."""
+
+    transcript: Optional[str]
+    """What was heard, as soon as it is known ("" if the turn failed first); None until then.
+    Hands-free reads it during a pause to decide how long to wait (voiceqna.turn_end)."""
 
     def next_event(self, timeout: float | None = None) -> TurnEvent | None:
         """The next event; None after the last one, or when `timeout` passes first."""

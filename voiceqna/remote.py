@@ -154,6 +154,8 @@ class RemoteTurnStream:
 
     holding = False
     """Over REST a turn is never held: the server stores it once it is written."""
+    transcript: Optional[str] = None
+    """Not followed over REST (hands-free starts no early turns there, so reads no words)."""
 
     def __init__(self, conversation_id: str, response: httpx.Response, speak: bool = True) -> None:
         self.conversation_id = conversation_id

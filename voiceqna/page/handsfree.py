@@ -56,7 +56,7 @@ class HandsFreeSessions:
         self.idle_s = idle_s
         self.max_sessions = max_sessions
         self.make_endpointer = endpointer
-        self.rules = TurnRules(service, clock, hold_s, options.speculate_s if service.cancellable_turns else 0.0)
+        self.rules = TurnRules(service, clock, hold_s, options.speculate_s if service.cancellable_turns else 0.0, options)
         self._sessions: "OrderedDict[str, HandsFreeSession]" = OrderedDict()
         self._lock = threading.Lock()
         self._janitor: threading.Thread | None = None

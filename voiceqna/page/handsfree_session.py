@@ -6,8 +6,9 @@ recognition runs while the page asks for the turn's updates (`claim`). Turns of 
 after another, so they are stored in the order they were spoken. While the answer plays the
 microphone is ignored (half-duplex), or, with barge-in, watched for someone interrupting. A turn
 is started early, once a pause is HANDSFREE_SPECULATE_S long (its recognition overlaps the rest
-of the pause), and thrown away unstored if the speech goes on. The service stores a hands-free
-turn only once the page says its answer was heard (or cut short by a barge-in: then only what
+of the pause), and thrown away unstored if the speech goes on. Its words, once recognised, decide
+how long that pause must last (voiceqna.turn_end: short after a finished sentence, long after an
+unfinished one). The service stores a hands-free turn only once the page says its answer was heard (or cut short by a barge-in: then only what
 was heard, marked). Ending a session (`end`) never loses a turn: a running turn is left to
 finish and is stored whole, and turns not yet started are run to their end, in order.
 """
@@ -23,7 +24,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from voiceqna import audio
+from voiceqna import audio, turn_end
+from voiceqna.config import HandsFreeOptions
 from voiceqna.endpointing import Endpointer, SpeechStarted, State, TurnEnded
 from voiceqna.errors import InvalidInput, VoiceQnAError
 from voiceqna.ports import TurnEvents, VoiceChat
@@ -43,10 +45,10 @@ GONE = "gone"
 """Reply.error when the session no longer exists: the tab opens a new one."""
 
 
-
 def text_only(speak: bool) -> dict:
     """The keyword that asks the service for a turn without speech (none: as before)."""
     return {} if speak else {"speak": False}
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -82,6 +84,8 @@ class HandsFreeTurn:
     started_at: float = 0.0
     claimed: bool = False
     started: threading.Event = field(default_factory=threading.Event)
+    verdict: Optional[turn_end.Verdict] = None
+    """A turn started early: what its words say about the pause it was started in."""
 
 
 @dataclass
@@ -94,6 +98,14 @@ class TurnRules:
     """Passed to the service's stream_audio: the turn is stored once heard (HOLD_S)."""
     speculate_s: float
     """HANDSFREE_SPECULATE_S, or 0 where the service's turns cannot be thrown away."""
+    options: HandsFreeOptions = field(default_factory=HandsFreeOptions)
+    """The waits the words of a pause choose (HANDSFREE_FINISHED_WAIT_S, …)."""
+
+    @property
+    def read_words(self) -> bool:
+        """HANDSFREE_READ_WORDS, where turns start early: the early turn's words decide how long
+        its pause must last."""
+        return self.options.read_words and self.speculate_s > 0
     speculated: int = 0
     """Turns started early, during a pause."""
     adopted: int = 0
@@ -155,8 +167,9 @@ class HandsFreeSession:
                 elif isinstance(event, TurnEnded):
                     turns.append(self._turn_ended(event))
             self._speculate()
+            turns += self._read_words()
             self._let_go_of_unclaimed()
-            return Reply(self.endpointer.state.value, started, barge, tuple(turns))
+            return Reply(self._shown_state(), started, barge, tuple(turns))
 
     def _playback(self, playing: bool, barge_in: bool) -> bool:
         """Follow the page's player: mute (or watch for barge-in) while it plays. True when the
@@ -196,6 +209,33 @@ class HandsFreeSession:
         self.early = turn
         self._start(turn)
         self.rules.speculated += 1
+        if self.rules.read_words:  # until the words are known, the pause may last up to the longest wait
+            endpointer.wait_for(self.rules.options.unfinished_wait_s)
+
+    def _read_words(self) -> list[str]:
+        """Once the early turn's words are known, they decide how long its pause must last; the
+        turn ends now if the pause is that long already (its id, in a list)."""
+        early = self.early
+        if not self.rules.read_words or early is None or early.verdict is not None:
+            return []
+        text = "" if early.error is not None or early.stream is None else early.stream.transcript
+        if text is None:
+            return []  # still being recognised
+        pause = early.ended
+        early.verdict = turn_end.decide(text, pause.end_s - pause.start_s, self.rules.options)
+        logger.info("Hands-free pause after %.1f s of speech: %s (%s), wait %.2f s", pause.end_s - pause.start_s,
+                    early.verdict.kind, early.verdict.reason, early.verdict.wait_s)
+        ended = self.endpointer.wait_for(early.verdict.wait_s)
+        return [self._turn_ended(ended)] if ended is not None else []
+
+    def _shown_state(self) -> str:
+        """The endpointer's state, except listening (듣는 중) while a pause waits for the rest of an
+        unfinished sentence: the page is listening then, not hearing speech."""
+        early, state = self.early, self.endpointer.state
+        if state is State.SPEECH and early is not None and early.verdict is not None \
+                and early.verdict.kind == turn_end.UNFINISHED:
+            return State.LISTENING.value
+        return state.value
 
     def _drop_early(self) -> None:
         early, self.early = self.early, None

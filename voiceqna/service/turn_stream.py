@@ -6,7 +6,7 @@ import queue
 import threading
 from typing import Callable, Iterator, Optional
 
-from voiceqna.ports import Done, Failed, SentenceAudio, TurnEvent, TurnResult, result_of
+from voiceqna.ports import Done, Failed, Heard, SentenceAudio, TurnEvent, TurnResult, result_of
 
 LOOKAHEAD = 2
 """Spoken sentences a stream may get ahead of its reader; then it waits (bounded memory)."""
@@ -35,6 +35,9 @@ class TurnStream:
         self.hold_s = hold_s
         self.holding = False
         self.cancelled = False
+        self.transcript: Optional[str] = None
+        """What was heard, as soon as it is known ("" if the turn failed first): hands-free reads
+        it during a pause to decide how long to wait (voiceqna.turn_end)."""
         self._released = threading.Event()
         self._ahead = threading.Condition()
         self._unread_audio = 0
@@ -45,6 +48,10 @@ class TurnStream:
 
     def put(self, event: TurnEvent) -> None:
         """From the turn's thread: hand one event over, waiting while too far ahead of the reader."""
+        if isinstance(event, Heard):
+            self.transcript = event.text
+        elif isinstance(event, Failed) and self.transcript is None:
+            self.transcript = ""
         with self._ahead:
             if isinstance(event, SentenceAudio):
                 self._ahead.wait_for(lambda: self._unread_audio < LOOKAHEAD or self._abandoned
