@@ -100,6 +100,9 @@ class FakeStream:
     def result(self) -> None:
         return None
 
+    def wait(self) -> None:
+        pass
+
 
 class FakeWords:
     """Stands in for the service (fake: no recognizer, no chat engine). Each turn started gets
