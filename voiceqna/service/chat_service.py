@@ -32,7 +32,7 @@ import numpy as np
 
 from voiceqna import audio
 from voiceqna.errors import AudioTooLarge, EngineUnavailable, InvalidInput, Overloaded, VoiceQnAError, shown
-from voiceqna.metrics import Metrics, current_route
+from voiceqna.metrics import FrontDoor, Metrics, current_route
 from voiceqna.ports import (
     ChatEngine,
     ConversationStore,
@@ -94,7 +94,7 @@ class _Turn:
     repeat: Optional[StoredTurn] = None
     """The turn already stored under `key`: this request is a retry, answered from the store."""
     kind: str = "text"
-    route: str = field(default_factory=current_route)
+    route: FrontDoor = field(default_factory=current_route)
     """The front door that asked for it (GET /metrics), read in the asking thread."""
     speak: bool = True
     """False: no speech is made for the answer (the reader speaks each sentence's `spoken` text
