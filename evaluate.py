@@ -37,7 +37,7 @@ from voiceqna.audio import SAMPLE_RATE, decode
 from voiceqna.compose import build_recognizer
 from voiceqna.config import Settings, WhisperOptions
 from voiceqna.errors import BadAudio, EngineUnavailable, VoiceQnAError
-from voiceqna.evaluation import metrics
+from voiceqna.evaluation import metrics, positive_int
 from voiceqna.evaluation.baseline import DefaultCall
 from voiceqna.evaluation.datasets import SpeechSet, Utterance, open_speech_set
 from voiceqna.evaluation.metrics import ErrorCounts
@@ -320,14 +320,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="hub name, an audiofolder (audio + metadata.csv/jsonl with file_name,text), "
                              f"a folder saved with save_to_disk, or a folder of parquet files (default {DEFAULT_DATASET})")
     parser.add_argument("--split", default="test", help="split to use (default test)")
-    parser.add_argument("--limit", type=_positive, help="only the first N utterances")
+    parser.add_argument("--limit", type=positive_int, help="only the first N utterances")
     parser.add_argument("--model", action="append",
                         help="model name or folder, as WHISPER_MODEL (repeat to compare; default: WHISPER_MODEL)")
     parser.add_argument("--compute-type", action="append",
                         help="CTranslate2 compute type (repeat to compare; default: WHISPER_COMPUTE_TYPE)")
-    parser.add_argument("--beam-size", action="append", type=_positive,
+    parser.add_argument("--beam-size", action="append", type=positive_int,
                         help="beam size, 1 = greedy (repeat to compare; default: WHISPER_BEAM_SIZE)")
-    parser.add_argument("--window-s", action="append", type=_positive,
+    parser.add_argument("--window-s", action="append", type=positive_int,
                         help="shortest window in s, 30 = faster-whisper's 30 s path (repeat to compare; "
                              "default: WHISPER_WINDOW_S)")
     parser.add_argument("--vad-threshold", action="append", type=float,
@@ -337,18 +337,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="app: the app's recognizer; default: faster-whisper's default call "
                              "transcribe(audio, language='ko') on the same model, the baseline "
                              "(repeat to compare on the same clips; default: app)")
-    parser.add_argument("--batch-size", type=_positive, default=1,
+    parser.add_argument("--batch-size", type=positive_int, default=1,
                         help="utterances transcribed at once, with as many workers (WHISPER_WORKERS); "
                              "1 measures latency as one user sees it (default 1)")
     parser.add_argument("--output", type=Path, default=Path("eval-results"), help="folder for the results")
     return parser.parse_args(argv)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: give a number of 1 or more")
-    return value
 
 
 def configurations(base: Settings, args: argparse.Namespace) -> list[tuple[Settings, str]]:

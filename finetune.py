@@ -20,6 +20,7 @@ from pathlib import Path
 
 from voiceqna.config import Settings
 from voiceqna.errors import VoiceQnAError
+from voiceqna.evaluation import positive_int
 from voiceqna.evaluation.convert import QUANTIZATIONS, ConversionError
 
 logger = logging.getLogger("finetune")
@@ -35,19 +36,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default Bingsu/zeroth-korean)")
     parser.add_argument("--name", required=True, help="the converted model's name: MODELS_DIR/NAME, WHISPER_MODEL=NAME")
     parser.add_argument("--output-dir", type=Path, help="checkpoints and results (default runs/NAME)")
-    parser.add_argument("--max-steps", type=_positive, help="optimiser steps (overrides --epochs)")
+    parser.add_argument("--max-steps", type=positive_int, help="optimiser steps (overrides --epochs)")
     parser.add_argument("--epochs", type=float, default=1.0, help="passes over the training utterances (default 1)")
-    parser.add_argument("--batch-size", type=_positive, default=8, help="utterances per step (default 8)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="utterances per step (default 8)")
     parser.add_argument("--learning-rate", type=float, default=1e-5, help="peak learning rate (default 1e-5)")
     parser.add_argument("--warmup-steps", type=int, help="linear warm-up (default: a tenth of the steps, at most 500)")
-    parser.add_argument("--save-steps", type=_positive, default=500,
+    parser.add_argument("--save-steps", type=positive_int, default=500,
                         help="a checkpoint and a loss on the test utterances every N steps (default 500)")
     parser.add_argument("--test-size", type=float, default=0.1,
                         help="share held out for testing when the data set has one split (default 0.1)")
     parser.add_argument("--train-split", default="train", help="(default train)")
     parser.add_argument("--test-split", default="test", help="(default test)")
-    parser.add_argument("--max-train", type=_positive, help="use only the first N training utterances")
-    parser.add_argument("--max-test", type=_positive, help="use only the first N test utterances")
+    parser.add_argument("--max-train", type=positive_int, help="use only the first N training utterances")
+    parser.add_argument("--max-test", type=positive_int, help="use only the first N test utterances")
     parser.add_argument("--seed", type=int, default=0, help="for the split and the batch order (default 0)")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                         help="auto: CUDA (bf16/fp16, gradient checkpointing) when there is a GPU (default)")
@@ -59,13 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--convert-only", action="store_true",
                         help="only convert the best checkpoint in --output-dir into MODELS_DIR/NAME")
     return parser.parse_args(argv)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: give a number of 1 or more")
-    return value
 
 
 def options_from(args: argparse.Namespace, models_dir: Path):

@@ -73,22 +73,27 @@ def playwright():
         yield driver
 
 
+def launch_chromium(playwright, tmp_path: Path, microphone: Path | None = None):
+    """Chromium in a fresh profile (its fake microphone playing `microphone` once, if given)."""
+    args = list(CHROMIUM_ARGS)
+    if microphone is not None:
+        # %noloop: without it Chromium replays the file for as long as the recording lasts.
+        args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-audio-capture={microphone}%noloop"]
+    profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=tmp_path))
+    return playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=CHROMIUM, args=args, headless=True,
+        ignore_https_errors=True, viewport={"width": 1280, "height": 900}, locale="ko-KR",
+    )
+
+
 @pytest.fixture
 def open_page(playwright, tmp_path):
     """open_page(url, microphone=clip.wav) -> a Playwright page in a fresh Chromium profile."""
     contexts = []
 
     def open_(url: str, microphone: Path | None = None):
-        args = list(CHROMIUM_ARGS)
-        if microphone is not None:
-            # %noloop: without it Chromium replays the file for as long as the recording lasts.
-            args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                     f"--use-file-for-fake-audio-capture={microphone}%noloop"]
-        profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=tmp_path))
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=args, headless=True,
-            ignore_https_errors=True, viewport={"width": 1280, "height": 900}, locale="ko-KR",
-        )
+        context = launch_chromium(playwright, tmp_path, microphone)
         contexts.append(context)
         page = context.pages[0] if context.pages else context.new_page()
         page.set_default_timeout(TURN_TIMEOUT_MS)

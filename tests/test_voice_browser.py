@@ -9,7 +9,6 @@ nothing; without a Korean voice it plays the server's audio as before."""
 from __future__ import annotations
 
 import base64
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -19,7 +18,7 @@ import pytest
 from tests.fake_openai import FakeOpenAI
 from tests.speech_standin import ENGLISH, LOCAL_KOREAN, NETWORK_KOREAN, script
 from tests.test_handsfree_browser import QUESTIONS, WAIT_MS, hands_free_on, microphone, wait_for_answers
-from tests.test_ui_browser import (CHROMIUM, CHROMIUM_ARGS, TURN_TIMEOUT_MS, bubbles, conversation,  # noqa: F401
+from tests.test_ui_browser import (TURN_TIMEOUT_MS, bubbles, conversation, launch_chromium,  # noqa: F401
                                    live_page, playwright, wait_for_turn, wav_seconds)
 from voiceqna.service import INTERRUPTED_MARK
 from voiceqna.textnorm import spoken
@@ -52,14 +51,7 @@ def open_voice_page(playwright, tmp_path):
     contexts = []
 
     def open_(url: str, voices: list[dict], microphone: Path | None = None, **standin):
-        args = list(CHROMIUM_ARGS)
-        if microphone is not None:
-            args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                     f"--use-file-for-fake-audio-capture={microphone}%noloop"]
-        profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=tmp_path))
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=args, headless=True, locale="ko-KR",
-            viewport={"width": 1280, "height": 900})
+        context = launch_chromium(playwright, tmp_path, microphone)
         contexts.append(context)
         context.add_init_script(script(voices, **standin))
         page = context.pages[0] if context.pages else context.new_page()
